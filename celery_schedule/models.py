@@ -1,0 +1,167 @@
+"""The ScheduledTask table and every query made on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, models, router, transaction
+
+from .when import now_utc
+
+ON_CONFLICT = ("keep", "replace", "raise")
+CONFLICT_RETRIES = 5
+
+
+class ScheduledTaskQuerySet(models.QuerySet):
+    def due(self, now: datetime | None = None) -> ScheduledTaskQuerySet:
+        """Pending rows whose due time has come, oldest first."""
+        return self.filter(state=ScheduledTask.PENDING, due_at__lte=now or now_utc()).order_by(
+            "due_at"
+        )
+
+    def pending(self) -> ScheduledTaskQuerySet:
+        return self.filter(state=ScheduledTask.PENDING)
+
+    def failed(self) -> ScheduledTaskQuerySet:
+        return self.filter(state=ScheduledTask.FAILED)
+
+    def schedule(self, task_name: str, when: Any, *args: Any, **kwargs: Any) -> ScheduledTask:
+        """Create a row for the task registered as `task_name` (no import of the task)."""
+        from .scheduling import schedule
+
+        return schedule(task_name, args, kwargs, when, using=self._db)
+
+    def next_due_at(self) -> datetime | None:
+        """The due time of the earliest pending row."""
+        return self.pending().order_by("due_at").values_list("due_at", flat=True).first()
+
+    def insert(self, row: ScheduledTask, on_conflict: str = "keep") -> ScheduledTask:
+        """Insert `row`; with a key, resolve a clash with the pending row holding it.
+
+        The unique `pending_key` column makes the database the judge, so two
+        connections scheduling one key at once leave one pending row.
+        """
+        from .exceptions import AlreadyScheduled
+
+        if on_conflict not in ON_CONFLICT:
+            raise ValueError(f"on_conflict must be one of {ON_CONFLICT}, got {on_conflict!r}")
+        if row.key is None:
+            row.save(force_insert=True, using=self.db)
+            return row
+        row.pending_key = row.key
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                with transaction.atomic(using=self.db):
+                    row.save(force_insert=True, using=self.db)
+                return row
+            except IntegrityError:
+                with transaction.atomic(using=self.db):
+                    existing = self.select_for_update().filter(pending_key=row.key).first()
+                    if existing is None:
+                        if self.filter(task_id=row.task_id).exists():
+                            raise
+                        continue
+                    if on_conflict == "raise":
+                        raise AlreadyScheduled(row.key, existing.task_id) from None
+                    if on_conflict == "replace":
+                        for field in ("task_name", "task_args", "task_kwargs", "options", "due_at"):
+                            setattr(existing, field, getattr(row, field))
+                        existing.save(
+                            using=self.db,
+                            update_fields=["task_name", "task_args", "task_kwargs", "options",
+                                           "due_at"],
+                        )
+                    return existing
+        raise IntegrityError(f"could not settle the conflict on key {row.key!r}")
+
+    def cancel(self, task_id: str) -> bool:
+        """Remove the row of `task_id` if it was not dispatched (pending or failed)."""
+        qs = self.filter(task_id=task_id)
+        return bool(qs.delete()[0]) or (qs.exists() and bool(qs.delete()[0]))
+
+    def reschedule(self, task_id: str, due_at: datetime) -> bool:
+        """Move the row of `task_id` to `due_at`; a failed row becomes pending (attempts kept)."""
+        return bool(
+            self.filter(task_id=task_id).update(
+                due_at=due_at, state=ScheduledTask.PENDING, pending_key=models.F("key")
+            )
+        )
+
+    def retry_failed(self, now: datetime | None = None) -> int:
+        """Make failed rows pending again, due `now`."""
+        return self.failed().update(
+            state=ScheduledTask.PENDING, due_at=now or now_utc(), pending_key=models.F("key")
+        )
+
+    def claim(self, now: datetime, limit: int) -> list[ScheduledTask]:
+        """Lock up to `limit` due rows that no other dispatcher holds, and remove them.
+
+        Must run inside a transaction: the rows come back only if it rolls back.
+        """
+        rows = list(self.due(now).select_for_update(skip_locked=True)[:limit])
+        if rows:
+            self.filter(pk__in=[row.pk for row in rows]).delete()
+        return rows
+
+    def put_back(self, rows: Iterable[ScheduledTask]) -> None:
+        """Insert claimed rows again as they are (their pk, id and key kept)."""
+        rows = list(rows)
+        for row in rows:
+            row.pending_key = row.key if row.state == ScheduledTask.PENDING else None
+        if rows:
+            self.bulk_create(rows)
+
+
+class ScheduledTask(models.Model):
+    """A Celery task waiting in the database until its due time."""
+
+    PENDING = "pending"
+    FAILED = "failed"
+    STATES = [(PENDING, "pending"), (FAILED, "failed")]
+
+    id = models.BigAutoField(primary_key=True)
+    task_id = models.CharField(max_length=255, unique=True)
+    task_name = models.CharField(max_length=255, db_index=True)
+    task_args = models.JSONField(default=list, blank=True)
+    task_kwargs = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    due_at = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=STATES, default=PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    key = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    # The key while the row is pending, else NULL: a plain unique index (no condition,
+    # so it holds on MySQL/MariaDB too) allows one pending row per key.
+    pending_key = models.CharField(max_length=255, null=True, blank=True, unique=True,
+                                   editable=False)
+    created_at = models.DateTimeField(default=now_utc)
+
+    objects = ScheduledTaskQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "scheduled task"
+        indexes = [models.Index(fields=["state", "due_at"], name="celery_sched_state_due")]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} [{self.task_id}] at {self.due_at:%Y-%m-%d %H:%M:%S}Z"
+
+    @property
+    def args(self) -> list:
+        """The positional args the task will receive (decoded)."""
+        from .message import decode
+
+        return decode(self.task_args)
+
+    @property
+    def kwargs(self) -> dict:
+        """The keyword args the task will receive (decoded)."""
+        from .message import decode
+
+        return decode(self.task_kwargs)
+
+
+def db_for_write(using: str | None = None) -> str:
+    """The database alias ScheduledTask is written to: `using`, else Django's routers."""
+    return using or router.db_for_write(ScheduledTask)

@@ -1,0 +1,94 @@
+"""Django settings of the test project; the database is chosen by CELERY_SCHEDULE_TEST_DB."""
+
+import os
+import tempfile
+
+DB = os.environ.get("CELERY_SCHEDULE_TEST_DB", "sqlite")
+SECRET_KEY = "tests-only"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.proj.urls"
+ALLOWED_HOSTS = ["*"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "celery_schedule",
+    "tests.proj",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+_sqlite_file = os.environ.get(
+    "CELERY_SCHEDULE_SQLITE", os.path.join(tempfile.gettempdir(), "celery_schedule_test.sqlite3")
+)
+DATABASES = {
+    "sqlite": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": _sqlite_file,
+        "TEST": {"NAME": _sqlite_file},
+        "OPTIONS": {"timeout": 20},
+    },
+    "postgres": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "test",
+        "USER": "postgres",
+        "HOST": "127.0.0.1",
+        "PORT": 5432,
+        "TEST": {"NAME": os.environ.get("CELERY_SCHEDULE_PG_TEST_NAME", "test_celery_schedule")},
+    },
+    "mariadb": {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "test",
+        "USER": "root",
+        "HOST": "127.0.0.1",
+        "PORT": 3306,
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {
+            "NAME": os.environ.get("CELERY_SCHEDULE_MY_TEST_NAME", "test_celery_schedule"),
+            "CHARSET": "utf8mb4",
+        },
+    },
+}
+DATABASES = {"default": DATABASES[DB]}
+if DB == "mariadb":
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+
+CELERY_BROKER_URL = os.environ.get("CELERY_SCHEDULE_TEST_BROKER", "redis://127.0.0.1:6379/15")
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_SCHEDULE_TEST_BACKEND", "redis://127.0.0.1:6379/14")
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_SCHEDULE_TEST_QUEUE", "cs-test")
+CELERY_TIMEZONE = "Europe/Berlin"
+CELERY_SCHEDULE_DISPATCHER = "loop"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"celery_schedule": {"handlers": ["console"], "level": "INFO"}},
+}
+STATIC_URL = "/static/"

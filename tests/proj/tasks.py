@@ -1,0 +1,43 @@
+"""Tasks of the test project; each run is counted in Redis so tests can see it ran once."""
+
+import json
+import os
+
+import redis
+from celery import shared_task
+
+from celery_schedule import Scheduled
+
+RUNS = redis.Redis.from_url(os.environ.get("CELERY_SCHEDULE_TEST_RUNS", "redis://127.0.0.1:6379/13"))
+
+
+def record(task, *args, **kwargs):
+    RUNS.rpush(f"runs:{task.request.id}", json.dumps({"args": repr(args), "kwargs": repr(kwargs)}))
+
+
+@shared_task(base=Scheduled, bind=True)
+def punch_out(self, shift_id, reason=None):
+    record(self, shift_id, reason=reason)
+    return {"shift": shift_id, "reason": reason}
+
+
+@shared_task(bind=True)
+def plain_add(self, x, y):
+    record(self, x, y)
+    return x + y
+
+
+@shared_task(base=Scheduled, bind=True)
+def echo_types(self, *args, **kwargs):
+    record(self, *args, **kwargs)
+    return [repr(a) for a in args] + [f"{k}={v!r}" for k, v in sorted(kwargs.items())]
+
+
+@shared_task(base=Scheduled, bind=True, queue="special")
+def routed(self):
+    record(self)
+    return "routed"
+
+
+def not_a_task():
+    raise AssertionError("must never be called")
