@@ -1,4 +1,4 @@
-"""Signature.schedule(): installed on celery.canvas.Signature by install(), removed by uninstall()."""
+"""Signature.schedule(), added to celery.canvas.Signature by install(), removed by uninstall()."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def publish(app: Any, rows: list[ScheduledTask], now: datetime,
     index = 0
     try:
         with app.producer_or_acquire() as producer:
-            for index, row in enumerate(rows):
+            for index, row in enumerate(rows):  # noqa: B007
                 options = dispatch_options(row)
                 expires = options.get("expires")
                 if expires is not None and expires <= now:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone, tzinfo
 from numbers import Real
-from typing import Union
 
 from dateutil.parser import isoparse
 from dateutil.relativedelta import relativedelta
 
 UTC = timezone.utc
 
-When = Union[datetime, timedelta, relativedelta, str, int, float]
+When = datetime | timedelta | relativedelta | str | int | float
 
 
 def now_utc() -> datetime:
