@@ -4,6 +4,8 @@ import os
 import tempfile
 
 DB = os.environ.get("CELERY_SCHEDULE_TEST_DB", "sqlite")
+# Separates concurrent test runs on one machine (test database names, queue names).
+PREFIX = os.environ.get("CELERY_SCHEDULE_TEST_PREFIX", "cs")
 SECRET_KEY = "tests-only"
 DEBUG = False
 USE_TZ = True
@@ -41,9 +43,7 @@ TEMPLATES = [
     }
 ]
 
-_sqlite_file = os.environ.get(
-    "CELERY_SCHEDULE_SQLITE", os.path.join(tempfile.gettempdir(), "celery_schedule_test.sqlite3")
-)
+_sqlite_file = os.path.join(tempfile.gettempdir(), f"{PREFIX}_celery_schedule_test.sqlite3")
 DATABASES = {
     "sqlite": {
         "ENGINE": "django.db.backends.sqlite3",
@@ -57,7 +57,7 @@ DATABASES = {
         "USER": "postgres",
         "HOST": "127.0.0.1",
         "PORT": 5432,
-        "TEST": {"NAME": os.environ.get("CELERY_SCHEDULE_PG_TEST_NAME", "test_celery_schedule")},
+        "TEST": {"NAME": f"test_{PREFIX}_celery_schedule"},
     },
     "mariadb": {
         "ENGINE": "django.db.backends.mysql",
@@ -67,7 +67,7 @@ DATABASES = {
         "PORT": 3306,
         "OPTIONS": {"charset": "utf8mb4"},
         "TEST": {
-            "NAME": os.environ.get("CELERY_SCHEDULE_MY_TEST_NAME", "test_celery_schedule"),
+            "NAME": f"test_{PREFIX}_celery_schedule",
             "CHARSET": "utf8mb4",
         },
     },
@@ -80,7 +80,7 @@ if DB == "mariadb":
 
 CELERY_BROKER_URL = os.environ.get("CELERY_SCHEDULE_TEST_BROKER", "redis://127.0.0.1:6379/15")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_SCHEDULE_TEST_BACKEND", "redis://127.0.0.1:6379/14")
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_SCHEDULE_TEST_QUEUE", "cs-test")
+CELERY_TASK_DEFAULT_QUEUE = f"{PREFIX}-test"
 CELERY_TIMEZONE = "Europe/Berlin"
 CELERY_SCHEDULE_DISPATCHER = "loop"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
