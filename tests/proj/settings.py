@@ -73,6 +73,9 @@ DATABASES = {
     },
 }
 DATABASES = {"default": DATABASES[DB]}
+if os.environ.get("CELERY_SCHEDULE_IN_TEST_DB"):
+    # A worker or dispatcher process started by a test uses the test database.
+    DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
 if DB == "mariadb":
     import pymysql
 
@@ -83,6 +86,12 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_SCHEDULE_TEST_BACKEND", "redis://
 CELERY_TASK_DEFAULT_QUEUE = f"{PREFIX}-test"
 CELERY_TIMEZONE = "Europe/Berlin"
 CELERY_SCHEDULE_DISPATCHER = "loop"
+CELERY_BEAT_SCHEDULE = {
+    "enqueue-due-tasks": {
+        "task": "celery_schedule.enqueue_due_tasks",
+        "schedule": float(os.environ.get("CELERY_SCHEDULE_TEST_BEAT_INTERVAL", "1.0")),
+    },
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 LOGGING = {
