@@ -16,7 +16,7 @@ from celery import Task, current_app
 from celery.utils.imports import symbol_by_name
 from django.db import OperationalError, connections, transaction
 
-from . import conf, message
+from . import conf, message, signals
 from .models import ScheduledTask, db_for_write
 from .when import now_utc
 
@@ -105,6 +105,7 @@ def publish(app: Any, rows: list[ScheduledTask], now: datetime,
                     result.expired += 1
                     logger.warning("celery_schedule: task %s [%s] expired at %s, not sent",
                                    row.task_name, row.task_id, expires.isoformat())
+                    signals.task_expired.send(ScheduledTask, row=row)
                     continue
                 try:
                     task = find_task(app, row.task_name)
@@ -119,8 +120,10 @@ def publish(app: Any, rows: list[ScheduledTask], now: datetime,
                     mark_failed(row, exc)
                     put_back.append(row)
                     result.failed += 1
+                    signals.task_failed.send(ScheduledTask, row=row, exc=exc)
                 else:
                     result.dispatched += 1
+                    signals.task_dispatched.send(ScheduledTask, row=row)
             index = len(rows)
     except errors as exc:
         put_back.extend(rows[index:])
