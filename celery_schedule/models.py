@@ -27,7 +27,7 @@ class ScheduledTaskQuerySet(models.QuerySet):
     def failed(self) -> ScheduledTaskQuerySet:
         return self.filter(state=ScheduledTask.FAILED)
 
-    def schedule(self, task_name: str, when: Any, *args: Any, **kwargs: Any) -> ScheduledTask:
+    def schedule(self, task_name: str, when: Any, /, *args: Any, **kwargs: Any) -> ScheduledTask:
         """Create a row for the task registered as `task_name` (no import of the task)."""
         from .scheduling import schedule
 
@@ -112,6 +112,78 @@ class ScheduledTaskQuerySet(models.QuerySet):
             row.pending_key = row.key if row.state == ScheduledTask.PENDING else None
         if rows:
             self.bulk_create(rows)
+
+    def select(
+        self,
+        *,
+        task_ids: Iterable[str] | None = None,
+        task_name: str | None = None,
+        key: str | None = None,
+        state: str | None = None,
+        now: datetime | None = None,
+    ) -> ScheduledTaskQuerySet:
+        """Rows matching every filter given; `state` is "pending", "due" or "failed"."""
+        qs = self
+        if task_ids is not None:
+            qs = qs.filter(task_id__in=[str(task_id) for task_id in task_ids])
+        if task_name is not None:
+            qs = qs.filter(task_name=task_name)
+        if key is not None:
+            qs = qs.filter(key=key)
+        if state == "due":
+            qs = qs.filter(state=ScheduledTask.PENDING, due_at__lte=now or now_utc())
+        elif state in (ScheduledTask.PENDING, ScheduledTask.FAILED):
+            qs = qs.filter(state=state)
+        elif state is not None:
+            raise ValueError(f"state must be 'pending', 'due' or 'failed', got {state!r}")
+        return qs
+
+    def summary(self, now: datetime) -> dict[str, Any]:
+        """Counts and due times of these rows at `now`, in one aggregate query."""
+        pending = models.Q(state=ScheduledTask.PENDING)
+        due = pending & models.Q(due_at__lte=now)
+        return self.aggregate(
+            pending=models.Count("pk", filter=pending),
+            due=models.Count("pk", filter=due),
+            failed=models.Count("pk", filter=models.Q(state=ScheduledTask.FAILED)),
+            oldest_due_at=models.Min("due_at", filter=due),
+            next_due_at=models.Min("due_at", filter=pending & models.Q(due_at__gt=now)),
+        )
+
+    def summary_by_task(self, now: datetime) -> list[dict[str, Any]]:
+        """summary() per task name, in one grouped query."""
+        pending = models.Q(state=ScheduledTask.PENDING)
+        due = pending & models.Q(due_at__lte=now)
+        return list(
+            self.order_by("task_name").values("task_name").annotate(
+                pending=models.Count("pk", filter=pending),
+                due=models.Count("pk", filter=due),
+                failed=models.Count("pk", filter=models.Q(state=ScheduledTask.FAILED)),
+                oldest_due_at=models.Min("due_at", filter=due),
+                next_due_at=models.Min("due_at", filter=pending & models.Q(due_at__gt=now)),
+            )
+        )
+
+    def retry(self, now: datetime | None = None) -> tuple[int, list[str]]:
+        """Make the failed rows among these pending again, due `now` (attempts kept).
+
+        Returns how many were retried and the task ids left failed because a
+        pending row already holds their key.
+        """
+        now = now or now_utc()
+        failed = self.failed()
+        retried = failed.filter(key__isnull=True).update(state=ScheduledTask.PENDING, due_at=now)
+        clashes = []
+        keyed = failed.filter(key__isnull=False).values_list("pk", "task_id", "key")
+        for pk, task_id, key in keyed:
+            try:
+                with transaction.atomic(using=self.db):
+                    retried += self.model.objects.db_manager(self.db).filter(
+                        pk=pk, state=ScheduledTask.FAILED
+                    ).update(state=ScheduledTask.PENDING, due_at=now, pending_key=key)
+            except IntegrityError:
+                clashes.append(task_id)
+        return retried, clashes
 
 
 class ScheduledTask(models.Model):
