@@ -72,7 +72,16 @@ DATABASES = {
         },
     },
 }
-DATABASES = {"default": DATABASES[DB]}
+_other_file = os.path.join(tempfile.gettempdir(), f"{PREFIX}_celery_schedule_other.sqlite3")
+DATABASES = {
+    "default": DATABASES[DB],
+    # A second database for `using=` and router tests.
+    "other": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": _other_file,
+        "TEST": {"NAME": _other_file},
+    },
+}
 if os.environ.get("CELERY_SCHEDULE_IN_TEST_DB"):
     # A worker or dispatcher process started by a test uses the test database.
     DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
