@@ -21,7 +21,7 @@ _EXPORTS = {
     "uninstall": "canvas",
     "enqueue_due_tasks": "tasks",
     "schedule_many": "bulk",
-    "stats": "stats",
+    "stats": "statistics",
 }
 
 __all__ = sorted(_EXPORTS)
