@@ -15,6 +15,7 @@ from typing import Any
 from celery import Task, current_app
 from celery.utils.imports import symbol_by_name
 from django.db import OperationalError, connections, transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from . import conf, message, signals
 from .models import ScheduledTask, db_for_write
@@ -68,7 +69,7 @@ def broker_errors(app: Any) -> tuple[type[BaseException], ...]:
     """Exceptions meaning "the broker cannot be reached" (rows stay pending) for this app."""
     conn = app.connection_for_write()
     try:
-        return tuple(conn.connection_errors) + (OSError,)
+        return tuple(conn.connection_errors) + (OSError, KombuOperationalError)
     finally:
         conn.release()
 
@@ -191,8 +192,7 @@ def dispatch_due(
         wanted = min(size, limit - result.claimed)
         if dispatch_batch(app, now, wanted, using, result) < wanted:
             break
-    if result.claimed:
-        logger.info("celery_schedule: %s", result)
+    logger.log(logging.INFO if result.claimed else logging.DEBUG, "celery_schedule: %s", result)
     return result
 
 
