@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
+import freezegun
 import pytest
 import time_machine
 from django.test import TestCase
@@ -389,3 +390,16 @@ class DjangoTestCaseTests(TestCase):
         self.assertEqual(testing.run_due(T0 - timedelta(seconds=1)).ids, [])
         self.assertEqual(testing.run_due(T0).ids, [r.id])
         self.assertEqual(testing.scheduled(), [])
+
+
+def test_advance_ticks_a_freezegun_clock(scheduled_tasks, runs):  # noqa: F811
+    with freezegun.freeze_time(T0) as frozen:
+        r = punch_out.s(11, reason="fg").schedule(timedelta(days=30))
+        assert len(scheduled_tasks.advance(timedelta(days=29), clock=frozen)) == 0
+        assert now_utc() == T0 + timedelta(days=29)
+        assert runs.count(r.id) == 0
+        run = scheduled_tasks.advance(timedelta(days=1), clock=frozen)
+        assert now_utc() == T0 + timedelta(days=30)
+    assert run.ids == [r.id]
+    assert run[0].result == {"shift": 11, "reason": "fg"}
+    assert runs.count(r.id) == 1
