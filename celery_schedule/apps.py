@@ -9,6 +9,6 @@ class CelerySchedule(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import canvas
+        from . import canvas, checks  # noqa: F401
 
         canvas.install()
