@@ -118,10 +118,12 @@ USER_PROJECT = {
             result = place_order(42)
             [call] = scheduled_tasks.scheduled(remind)
             assert (call.args, call.kwargs) == ([42], {"text": "come back"})
+            assert call.due_at == datetime(2030, 1, 31, tzinfo=timezone.utc)
             assert len(scheduled_tasks.advance(timedelta(days=29), clock=time_machine)) == 0
             assert SENT == []
             run = scheduled_tasks.advance(timedelta(days=1), clock=time_machine)
             assert run.ids == [result.id]
+            assert run[0].successful() and run[0].result == 42
             assert SENT == [(result.id, 42, "come back")]
             assert scheduled_tasks.scheduled() == []
     """,
