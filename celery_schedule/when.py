@@ -28,8 +28,13 @@ def to_utc(value: datetime) -> datetime:
 
 def parse_iso(value: str) -> datetime:
     """An ISO 8601 string (offset, `Z` or naive = UTC) as an aware UTC datetime."""
+    text = value.strip()
     try:
-        return to_utc(isoparse(value.strip()))
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = isoparse(text)
+        return to_utc(parsed)
     except (ValueError, OverflowError) as exc:
         raise ValueError(f"not an ISO 8601 date-time: {value!r} ({exc})") from None
 
