@@ -13,12 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from celery import Task, current_app
+from celery.exceptions import QueueNotFound
 from celery.utils.imports import symbol_by_name
 from django.db import OperationalError, connections, transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from . import conf, message, signals
 from .models import ScheduledTask, db_for_write
+from .publish import BATCH_ERRORS, Publisher
 from .when import now_utc
 
 logger = logging.getLogger("celery_schedule.dispatch")
@@ -92,45 +94,63 @@ def mark_failed(row: ScheduledTask, exc: BaseException) -> None:
 
 def publish(app: Any, rows: list[ScheduledTask], now: datetime,
             result: DispatchResult) -> list[ScheduledTask]:
-    """Publish claimed rows over one producer; returns the rows to put back."""
+    """Publish claimed rows over one producer, in one broker round trip where the
+    transport can batch; returns the rows to put back.
+
+    After a broker error, rows whose batched push was not confirmed are put back
+    too (at least once: they may be sent again).
+    """
     put_back: list[ScheduledTask] = []
-    errors = broker_errors(app)
+    sent: list[ScheduledTask] = []
+
+    def fail_row(row: ScheduledTask, exc: BaseException) -> None:
+        mark_failed(row, exc)
+        put_back.append(row)
+        result.failed += 1
+        signals.task_failed.send(ScheduledTask, row=row, exc=exc)
+
+    errors = broker_errors(app) + BATCH_ERRORS
     policy = conf.publish_retry_policy()
     index = 0
+    batched = False
     try:
         with app.producer_or_acquire() as producer:
-            for index, row in enumerate(rows):  # noqa: B007
-                options = dispatch_options(row)
-                expires = options.get("expires")
-                if expires is not None and expires <= now:
-                    result.expired += 1
-                    logger.warning("celery_schedule: task %s [%s] expired at %s, not sent",
-                                   row.task_name, row.task_id, expires.isoformat())
-                    signals.task_expired.send(ScheduledTask, row=row)
-                    continue
-                try:
-                    task = find_task(app, row.task_name)
-                    task.apply_async(
-                        message.decode(row.task_args), message.decode(row.task_kwargs),
-                        task_id=row.task_id, producer=producer,
-                        retry=True, retry_policy=policy, **options,
-                    )
-                except errors:
-                    raise
-                except Exception as exc:
-                    mark_failed(row, exc)
-                    put_back.append(row)
-                    result.failed += 1
-                    signals.task_failed.send(ScheduledTask, row=row, exc=exc)
-                else:
-                    result.dispatched += 1
-                    signals.task_dispatched.send(ScheduledTask, row=row)
-            index = len(rows)
+            publisher = Publisher(app, producer, retry=True, retry_policy=policy)
+            batched = publisher.batched
+            with publisher.batch(len(rows)):
+                for index, row in enumerate(rows):  # noqa: B007
+                    options = dispatch_options(row)
+                    expires = options.get("expires")
+                    if expires is not None and expires <= now:
+                        result.expired += 1
+                        logger.warning("celery_schedule: task %s [%s] expired at %s, not sent",
+                                       row.task_name, row.task_id, expires.isoformat())
+                        signals.task_expired.send(ScheduledTask, row=row)
+                        continue
+                    try:
+                        task = find_task(app, row.task_name)
+                        publisher.send(task, row.task_id, tuple(message.decode(row.task_args)),
+                                       message.decode(row.task_kwargs), options)
+                    except QueueNotFound as exc:
+                        fail_row(row, exc)
+                    except errors:
+                        raise
+                    except Exception as exc:
+                        fail_row(row, exc)
+                    else:
+                        sent.append(row)
+                index = len(rows)
     except errors as exc:
+        unconfirmed = sent if batched else []
+        put_back.extend(unconfirmed)
         put_back.extend(rows[index:])
+        sent = sent if not batched else []
         result.broker_error = f"{type(exc).__name__}: {exc}"
         logger.error("celery_schedule: broker unreachable, %d rows kept pending: %s",
-                     len(rows) - index, result.broker_error)
+                     len(unconfirmed) + len(rows) - index, result.broker_error)
+    result.dispatched += len(sent)
+    for row in sent:
+        signals.task_dispatched.send(ScheduledTask, row=row)
     return put_back
 
 
