@@ -10,7 +10,7 @@ from django.db import IntegrityError, models, router, transaction
 
 from .when import now_utc
 
-ON_CONFLICT = ("keep", "replace", "raise")
+ON_CONFLICT = ("keep", "replace", "raise", "push", "earliest")
 CONFLICT_RETRIES = 5
 
 
@@ -73,6 +73,11 @@ class ScheduledTaskQuerySet(models.QuerySet):
                             update_fields=["task_name", "task_args", "task_kwargs", "options",
                                            "due_at"],
                         )
+                    if (on_conflict == "push" and row.due_at > existing.due_at) or (
+                        on_conflict == "earliest" and row.due_at < existing.due_at
+                    ):
+                        existing.due_at = row.due_at
+                        existing.save(using=self.db, update_fields=["due_at"])
                     return existing
         raise IntegrityError(f"could not settle the conflict on key {row.key!r}")
 
@@ -92,6 +97,12 @@ class ScheduledTaskQuerySet(models.QuerySet):
     def retry_failed(self, now: datetime | None = None) -> int:
         """Make failed rows pending again, due `now`."""
         return self.failed().update(
+            state=ScheduledTask.PENDING, due_at=now or now_utc(), pending_key=models.F("key")
+        )
+
+    def run_now(self, now: datetime | None = None) -> int:
+        """Make these rows pending and due `now`, so the next dispatcher run sends them."""
+        return self.update(
             state=ScheduledTask.PENDING, due_at=now or now_utc(), pending_key=models.F("key")
         )
 

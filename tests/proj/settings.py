@@ -95,6 +95,8 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_SCHEDULE_TEST_BACKEND", "redis://
 CELERY_TASK_DEFAULT_QUEUE = f"{PREFIX}-test"
 CELERY_TIMEZONE = "Europe/Berlin"
 CELERY_SCHEDULE_DISPATCHER = "loop"
+# Drop-in mode for processes started by e2e tests (unset: off).
+CELERY_SCHEDULE_ETA_THRESHOLD = os.environ.get("CELERY_SCHEDULE_TEST_ETA_THRESHOLD") or None
 CELERY_BEAT_SCHEDULE = {
     "enqueue-due-tasks": {
         "task": "celery_schedule.enqueue_due_tasks",

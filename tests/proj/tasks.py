@@ -41,3 +41,12 @@ def routed(self):
 
 def not_a_task():
     raise AssertionError("must never be called")
+
+
+@shared_task(base=Scheduled, bind=True, max_retries=2)
+def flaky(self, countdown, fail_times=1):
+    """Fails `fail_times` runs, each retried after `countdown` seconds; then returns its retries."""
+    record(self, countdown, fail_times=fail_times)
+    if self.request.retries < fail_times:
+        raise self.retry(countdown=countdown, exc=RuntimeError("flaky"))
+    return {"retries": self.request.retries}
