@@ -17,14 +17,19 @@ def schedule(self: Signature, when: Any = None, **options: Any) -> Any:
     """
     from .scheduling import schedule_call
 
-    if isinstance(self, NOT_SCHEDULABLE) or self.subtask_type in ("chain", "group", "chord"):
-        raise TypeError(
-            f"cannot schedule a {self.subtask_type or type(self).__name__} ({self!r}): "
-            "schedule a task that starts it instead"
-        )
+    check_schedulable(self)
     return schedule_call(
         self.task, self.args, self.kwargs, when, dict(self.options, **options), self.app
     )
+
+
+def check_schedulable(sig: Signature) -> None:
+    """TypeError for a chain, group or chord: they are not stored as one row."""
+    if isinstance(sig, NOT_SCHEDULABLE) or sig.subtask_type in ("chain", "group", "chord"):
+        raise TypeError(
+            f"cannot schedule a {sig.subtask_type or type(sig).__name__} ({sig!r}): "
+            "schedule a task that starts it instead"
+        )
 
 
 def install() -> None:

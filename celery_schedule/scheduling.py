@@ -37,6 +37,26 @@ def pick_when(when: Any, options: dict[str, Any]) -> Any:
     return given[0]
 
 
+def build_row(task_name: str, args: Any, kwargs: Any, when: Any, *, app: Any = None,
+              key: str | None = None, options: dict[str, Any]) -> ScheduledTask:
+    """A validated, unsaved row for a call of `task_name` due at `when` (pops task_id)."""
+    if not isinstance(task_name, str) or not task_name:
+        raise TypeError(f"task name must be a non-empty string, got {task_name!r}")
+    if key is not None and (not isinstance(key, str) or not key):
+        raise TypeError(f"key must be a non-empty string, got {key!r}")
+    task_args, task_kwargs = message.encode_args(args, kwargs)
+    task_id = options.pop("task_id", None) or uuid()
+    return ScheduledTask(
+        task_id=str(task_id),
+        task_name=task_name,
+        task_args=task_args,
+        task_kwargs=task_kwargs,
+        due_at=due_time(when, app),
+        options=message.encode_options(options),
+        key=key,
+    )
+
+
 def schedule(
     task_name: str,
     args: Any,
@@ -50,21 +70,7 @@ def schedule(
     **options: Any,
 ) -> ScheduledTask:
     """Store a call of `task_name` due at `when`; returns the row (an existing one on conflict)."""
-    if not isinstance(task_name, str) or not task_name:
-        raise TypeError(f"task name must be a non-empty string, got {task_name!r}")
-    if key is not None and (not isinstance(key, str) or not key):
-        raise TypeError(f"key must be a non-empty string, got {key!r}")
-    task_args, task_kwargs = message.encode_args(args, kwargs)
-    task_id = options.pop("task_id", None) or uuid()
-    row = ScheduledTask(
-        task_id=str(task_id),
-        task_name=task_name,
-        task_args=task_args,
-        task_kwargs=task_kwargs,
-        due_at=due_time(when, app),
-        options=message.encode_options(options),
-        key=key,
-    )
+    row = build_row(task_name, args, kwargs, when, app=app, key=key, options=options)
     return ScheduledTask.objects.db_manager(db_for_write(using)).insert(row, on_conflict)
 
 
