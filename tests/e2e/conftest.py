@@ -41,7 +41,8 @@ class Proc:
                                       stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait_for(self, text: str, timeout: float = 30.0) -> None:
