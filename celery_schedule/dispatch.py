@@ -76,6 +76,24 @@ def broker_errors(app: Any) -> tuple[type[BaseException], ...]:
         conn.release()
 
 
+def broker_unreachable(app: Any, exc: BaseException) -> bool:
+    """Whether a broker-class error `exc` means an outage, not one bad message.
+
+    kombu reports a message's own fault (say a compression that is not installed)
+    with the same exception types as a lost connection, so unless the error is
+    plain I/O, a fresh connection decides: if the broker answers, the row is at fault.
+    """
+    if isinstance(exc, OSError) or isinstance(exc.__cause__, OSError):
+        return True
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0,
+                                   timeout=conf.broker_timeout())
+    except Exception:
+        return True
+    return False
+
+
 def dispatch_options(row: ScheduledTask) -> dict[str, Any]:
     """apply_async options of a row: stored options decoded, expires made absolute."""
     options = message.decode(row.options) if row.options else {}
@@ -133,8 +151,10 @@ def publish(app: Any, rows: list[ScheduledTask], now: datetime,
                                        message.decode(row.task_kwargs), options)
                     except QueueNotFound as exc:
                         fail_row(row, exc)
-                    except errors:
-                        raise
+                    except errors as exc:
+                        if broker_unreachable(app, exc):
+                            raise
+                        fail_row(row, exc)
                     except Exception as exc:
                         fail_row(row, exc)
                     else:
