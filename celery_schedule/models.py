@@ -106,6 +106,12 @@ class ScheduledTaskQuerySet(models.QuerySet):
             state=ScheduledTask.PENDING, due_at=now or now_utc(), pending_key=models.F("key")
         )
 
+    def run_now(self, now: datetime | None = None) -> int:
+        """Make these rows pending and due `now`, so the next dispatcher run sends them."""
+        return self.update(
+            state=ScheduledTask.PENDING, due_at=now or now_utc(), pending_key=models.F("key")
+        )
+
     def claim(self, now: datetime, limit: int) -> list[ScheduledTask]:
         """Lock up to `limit` due rows that no other dispatcher holds, and remove them.
 
