@@ -50,3 +50,13 @@ def flaky(self, countdown, fail_times=1):
     if self.request.retries < fail_times:
         raise self.retry(countdown=countdown, exc=RuntimeError("flaky"))
     return {"retries": self.request.retries}
+
+
+@shared_task(base=Scheduled, bind=True)
+def scan_pdfs(self, period=30.0, key="scan-pdfs", crash=False):
+    """Recipe: schedule the next run first (one pending row per key), then do the work."""
+    self.schedule(kwargs={"period": period, "key": key, "crash": crash}, countdown=period, key=key)
+    RUNS.rpush(f"scans:{key}", self.request.id)
+    if crash:
+        raise RuntimeError("scan crashed")
+    return "scanned"
