@@ -206,3 +206,13 @@ def test_check_exit_code_of_a_real_process(transactional_db):
                              capture_output=True, text=True, timeout=120)
     assert passing.returncode == 0, passing.stderr
     assert passing.stdout.startswith("OK 1 due")
+
+
+def test_check_exits_2_when_the_database_cannot_be_queried():
+    env = child_env(CELERY_SCHEDULE_TEST_DB="postgres", CELERY_SCHEDULE_TEST_PREFIX="opsnodb")
+    done = subprocess.run([sys.executable, "-m", "django", "scheduled_tasks", "--check",
+                           "--max-lag", "60"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.startswith("FAIL database error:")
+    assert "test_opsnodb_celery_schedule" in done.stdout
