@@ -102,6 +102,13 @@ def dispatch_options(row: ScheduledTask) -> dict[str, Any]:
     return options
 
 
+def send_signal(signal: Any, row: ScheduledTask, **kwargs: Any) -> None:
+    """Send a per-row signal; a raising receiver is logged and never undoes a dispatch."""
+    for receiver, response in signal.send_robust(ScheduledTask, row=row, **kwargs):
+        if isinstance(response, Exception):
+            logger.error("celery_schedule: signal receiver %r raised: %r", receiver, response)
+
+
 def mark_failed(row: ScheduledTask, exc: BaseException) -> None:
     row.state = ScheduledTask.FAILED
     row.attempts += 1
@@ -125,7 +132,7 @@ def publish(app: Any, rows: list[ScheduledTask], now: datetime,
         mark_failed(row, exc)
         put_back.append(row)
         result.failed += 1
-        signals.task_failed.send(ScheduledTask, row=row, exc=exc)
+        send_signal(signals.task_failed, row, exc=exc)
 
     errors = broker_errors(app) + BATCH_ERRORS
     policy = conf.publish_retry_policy()
@@ -143,7 +150,7 @@ def publish(app: Any, rows: list[ScheduledTask], now: datetime,
                         result.expired += 1
                         logger.warning("celery_schedule: task %s [%s] expired at %s, not sent",
                                        row.task_name, row.task_id, expires.isoformat())
-                        signals.task_expired.send(ScheduledTask, row=row)
+                        send_signal(signals.task_expired, row)
                         continue
                     try:
                         task = find_task(app, row.task_name)
@@ -170,7 +177,7 @@ def publish(app: Any, rows: list[ScheduledTask], now: datetime,
                      len(unconfirmed) + len(rows) - index, result.broker_error)
     result.dispatched += len(sent)
     for row in sent:
-        signals.task_dispatched.send(ScheduledTask, row=row)
+        send_signal(signals.task_dispatched, row)
     return put_back
 
 

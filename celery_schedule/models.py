@@ -96,15 +96,7 @@ class ScheduledTaskQuerySet(models.QuerySet):
 
     def retry_failed(self, now: datetime | None = None) -> int:
         """Make failed rows pending again, due `now`."""
-        return self.failed().update(
-            state=ScheduledTask.PENDING, due_at=now or now_utc(), pending_key=models.F("key")
-        )
-
-    def run_now(self, now: datetime | None = None) -> int:
-        """Make these rows pending and due `now`, so the next dispatcher run sends them."""
-        return self.update(
-            state=ScheduledTask.PENDING, due_at=now or now_utc(), pending_key=models.F("key")
-        )
+        return self.failed().run_now(now)
 
     def run_now(self, now: datetime | None = None) -> int:
         """Make these rows pending and due `now`, so the next dispatcher run sends them."""

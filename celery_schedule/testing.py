@@ -27,7 +27,7 @@ from django.db import transaction
 
 from . import message, signals
 from . import when as _when
-from .dispatch import UnknownTask, dispatch_options, find_task, mark_failed
+from .dispatch import UnknownTask, dispatch_options, find_task, mark_failed, send_signal
 from .models import ScheduledTask, db_for_write
 
 
@@ -140,16 +140,16 @@ def run_due(now: datetime | None = None, *, using: str | None = None, app: Any =
             continue
         if expires is not None and expires <= now:
             run.expired.append(ScheduledCall.from_row(row))
-            signals.task_expired.send(ScheduledTask, row=row)
+            send_signal(signals.task_expired, row)
             continue
         try:
             task = find_task(app, row.task_name)
         except UnknownTask as exc:
             keep_failed(row, exc, using)
             run.failed.append(ScheduledCall.from_row(row))
-            signals.task_failed.send(ScheduledTask, row=row, exc=exc)
+            send_signal(signals.task_failed, row, exc=exc)
             continue
-        signals.task_dispatched.send(ScheduledTask, row=row)
+        send_signal(signals.task_dispatched, row)
         run.results.append(task.apply(
             message.decode(row.task_args), message.decode(row.task_kwargs),
             task_id=row.task_id, throw=propagate, **options,

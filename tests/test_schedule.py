@@ -55,7 +55,8 @@ def test_eta_iso_string_and_naive_datetime(frozen):
     punch_out.schedule(args=[1], eta="2027-01-01T09:30:00+01:00")
     punch_out.schedule(args=[2], eta=datetime(2027, 1, 1, 9, 30))
     dues = sorted(ScheduledTask.objects.values_list("due_at", flat=True))
-    assert dues == [datetime(2027, 1, 1, 8, 30, tzinfo=UTC), datetime(2027, 1, 1, 9, 30, tzinfo=UTC)]
+    assert dues == [datetime(2027, 1, 1, 8, 30, tzinfo=UTC),
+                    datetime(2027, 1, 1, 9, 30, tzinfo=UTC)]
 
 
 @pytest.mark.parametrize(
