@@ -12,6 +12,7 @@ from django.db import DatabaseError, connections
 
 from .dispatch import DispatchResult, dispatch_due, next_due_at
 from .models import db_for_write
+from .notify import waiter
 from .when import now_utc
 
 logger = logging.getLogger("celery_schedule.loop")
@@ -44,6 +45,7 @@ def run_loop(
     from . import conf
 
     run_limit = limit or conf.max_per_run()
+    wake = waiter(using)
     while not stop.is_set():
         result: DispatchResult | None = None
         next_due = None
@@ -56,4 +58,5 @@ def run_loop(
             logger.error("celery_schedule: database error, reconnecting: %s", exc)
             connections[using].close()
         limit_hit = result is not None and result.claimed >= run_limit
-        stop.wait(seconds_to_sleep(result, next_due, now_utc(), interval, limit_hit))
+        wake.wait(stop, seconds_to_sleep(result, next_due, now_utc(), interval, limit_hit))
+    wake.close()

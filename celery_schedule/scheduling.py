@@ -11,6 +11,7 @@ from celery.utils import uuid
 from . import message
 from . import when as _when
 from .models import ScheduledTask, db_for_write
+from .notify import notify_scheduled
 
 
 def due_time(when: Any, app: Any = None) -> Any:
@@ -71,7 +72,10 @@ def schedule(
 ) -> ScheduledTask:
     """Store a call of `task_name` due at `when`; returns the row (an existing one on conflict)."""
     row = build_row(task_name, args, kwargs, when, app=app, key=key, options=options)
-    return ScheduledTask.objects.db_manager(db_for_write(using)).insert(row, on_conflict)
+    using = db_for_write(using)
+    row = ScheduledTask.objects.db_manager(using).insert(row, on_conflict)
+    notify_scheduled(using, row.due_at)
+    return row
 
 
 def schedule_call(

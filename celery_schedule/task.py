@@ -63,8 +63,7 @@ class Scheduled(Task):
             raise ValueError(
                 f"give exactly one of eta and countdown, got eta={eta!r}, countdown={countdown!r}"
             )
-        options = dict(self._get_exec_options(), **options)
-        options.update(eta=eta, countdown=countdown)
+        options = dict(options, eta=eta, countdown=countdown)
         return schedule_call(self.name, args, kwargs, None, options, self.app)
 
     def apply_async(

@@ -100,7 +100,7 @@ def test_task_always_eager_is_not_intercepted(celery_app, frozen, threshold, run
     assert runs.count(r.id) == 1
 
 
-def test_options_and_task_id_are_kept_for_dispatch(broker, frozen, threshold):
+def test_options_and_task_id_are_kept_for_dispatch(celery_app, broker, frozen, threshold):
     r = punch_out.apply_async((1,), countdown=7200, task_id="given-id", priority=3,
                               headers={"tenant": "a"}, expires=600, shadow="renamed")
     assert r.id == "given-id"
@@ -108,7 +108,7 @@ def test_options_and_task_id_are_kept_for_dispatch(broker, frozen, threshold):
     assert row.options == {"priority": 3, "headers": {"tenant": "a"}, "expires": 600.0,
                            "shadow": "renamed"}
     with time_machine.travel(NOW + timedelta(hours=2), tick=False):
-        assert dispatch_due().dispatched == 1
+        assert dispatch_due(app=celery_app).dispatched == 1
     (msg,) = broker.messages()
     assert msg.headers["id"] == "given-id" and msg.headers["shadow"] == "renamed"
     assert msg.headers["tenant"] == "a" and msg.properties["priority"] == 3
