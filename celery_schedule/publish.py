@@ -45,8 +45,10 @@ def default_apply_async(task: Task) -> bool:
         return False
     if getattr(task, "_dump_pydantic_arguments", None) is not None:
         return False
-    apply_async = cls.apply_async
-    return apply_async is Task.apply_async or getattr(apply_async, "passes_plain_calls", False)
+    from .task import Scheduled
+
+    # Scheduled.apply_async only diverts calls with an eta/countdown; dispatch sends none.
+    return cls.apply_async in (Task.apply_async, Scheduled.apply_async)
 
 
 class Publisher:
