@@ -81,18 +81,25 @@ class ScheduledTaskQuerySet(models.QuerySet):
                     return existing
         raise IntegrityError(f"could not settle the conflict on key {row.key!r}")
 
+    def by_task_id(self, task_id: str) -> ScheduledTaskQuerySet:
+        """The row of `task_id` addressed by primary key.
+
+        A write through it locks the primary key first, as the dispatcher's claim
+        does, so the two cannot deadlock on InnoDB (a write by task_id can).
+        """
+        pk = self.filter(task_id=task_id).values_list("pk", flat=True).first()
+        return self.filter(pk=pk, task_id=task_id) if pk is not None else self.none()
+
     def cancel(self, task_id: str) -> bool:
         """Remove the row of `task_id` if it was not dispatched (pending or failed)."""
-        qs = self.filter(task_id=task_id)
+        qs = self.by_task_id(task_id)
         return bool(qs.delete()[0]) or (qs.exists() and bool(qs.delete()[0]))
 
     def reschedule(self, task_id: str, due_at: datetime) -> bool:
         """Move the row of `task_id` to `due_at`; a failed row becomes pending (attempts kept)."""
-        return bool(
-            self.filter(task_id=task_id).update(
-                due_at=due_at, state=ScheduledTask.PENDING, pending_key=models.F("key")
-            )
-        )
+        qs = self.by_task_id(task_id)
+        fields = {"due_at": due_at, "state": ScheduledTask.PENDING, "pending_key": models.F("key")}
+        return bool(qs.update(**fields)) or (qs.exists() and bool(qs.update(**fields)))
 
     def retry_failed(self, now: datetime | None = None) -> int:
         """Make failed rows pending again, due `now`."""
