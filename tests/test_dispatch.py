@@ -188,7 +188,7 @@ def test_oldest_due_rows_go_first(broker, celery_app):
 @pytest.mark.django_db
 def test_broker_outage_keeps_rows_pending(celery_app):
     ids = {r.id for r in due(3)}
-    down = Celery("down", broker="redis://127.0.0.1:1/0")
+    down = Celery("down", broker="redis://127.0.0.1:1/0", set_as_current=False)
     down.conf.task_default_queue = celery_app.conf.task_default_queue
     result = dispatch_due(app=down)
     assert result.dispatched == 0 and result.broker_error
@@ -201,7 +201,7 @@ def test_broker_outage_keeps_rows_pending(celery_app):
 @pytest.mark.django_db
 def test_after_an_outage_each_row_is_published_once(broker, celery_app):
     ids = {r.id for r in due(3)}
-    down = Celery("down", broker="redis://127.0.0.1:1/0")
+    down = Celery("down", broker="redis://127.0.0.1:1/0", set_as_current=False)
     dispatch_due(app=down)
     assert dispatch_due(app=celery_app).dispatched == 3
     assert sorted(broker.ids()) == sorted(ids)
