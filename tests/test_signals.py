@@ -121,7 +121,7 @@ def test_broker_outage_logs_an_error_and_sends_no_signal(db, received, caplog, s
     assert ScheduledTask.objects.get(task_id=task_id).state == ScheduledTask.PENDING
 
 
-def test_a_raising_receiver_does_not_undo_a_dispatch(db, broker, celery_app):
+def test_a_raising_receiver_does_not_undo_a_dispatch(db, broker, celery_app, caplog):
     def broken(sender, **kwargs):
         raise RuntimeError("metrics backend down")
 
@@ -134,3 +134,6 @@ def test_a_raising_receiver_does_not_undo_a_dispatch(db, broker, celery_app):
     assert result.dispatched == 1
     assert broker.ids() == [task_id]
     assert not ScheduledTask.objects.filter(task_id=task_id).exists()
+    errors = [r.getMessage() for r in caplog.records
+              if r.levelno == logging.ERROR and r.name.startswith("celery_schedule")]
+    assert len(errors) == 1 and "metrics backend down" in errors[0]
