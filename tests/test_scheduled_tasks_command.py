@@ -93,6 +93,14 @@ def test_list_filters(rows):
     assert "attempts=3" in out and "error=UnknownTask: gone" in out and "more" not in out
 
 
+def test_list_says_when_the_limit_cut_it(rows):
+    out = run("--list", "--limit", "2")
+    assert len(ids(out)) == 2
+    assert out.splitlines()[-1] == "2 row(s) of 5 (--limit 2)"
+    assert run("--list", "--limit", "5").splitlines()[-1] == "5 row(s) of 5 (--limit 5)"
+    assert run("--list", "--limit", "6").splitlines()[-1] == "5 row(s)"
+
+
 def test_list_json_and_limit(rows):
     data = json.loads(run("--list", "--json", "--limit", "2"))
     assert [row["task_id"] for row in data] == [rows["failed"].task_id,

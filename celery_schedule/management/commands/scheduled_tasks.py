@@ -38,6 +38,7 @@ def stats_text(result: Stats) -> str:
 class Command(BaseCommand):
     help = ("Show what waits in the ScheduledTask table; list, cancel or retry rows; "
             "--check exits 1 when due rows wait longer than --max-lag seconds.")
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
         action = parser.add_mutually_exclusive_group()
@@ -103,7 +104,10 @@ class Command(BaseCommand):
                 f"attempts={row['attempts']}  key={row['key'] or '-'}"
                 + (f"  error={error}" if error else "")
             )
-        self.stdout.write(f"{len(found)} row(s)")
+        shown = f"{len(found)} row(s)"
+        if len(found) == options["limit"]:
+            shown += f" of {rows.count()} (--limit {options['limit']})"
+        self.stdout.write(shown)
 
     def cancel(self, rows, options):
         removed = rows.delete()[0]
