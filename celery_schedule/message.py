@@ -19,6 +19,8 @@ LOCAL_OPTIONS = ("producer", "connection", "publisher", "add_to_parent", "result
 
 def encode(value: Any, what: str) -> Any:
     """`value` as kombu's json encodes it (plain JSON data), or TypeError/ValueError naming it."""
+    if type(value) in (list, dict) and not value:
+        return type(value)()
     try:
         return json.loads(kombu_dumps(value))
     except (TypeError, ValueError, OverflowError) as exc:
