@@ -212,6 +212,8 @@ def dispatch_batch(app: Any, now: datetime, size: int, using: str,
             if sent or attempt == CLAIM_RETRIES - 1:
                 raise
             logger.info("celery_schedule: claim retried after %s", exc)
+            if not connections[using].in_atomic_block:
+                connections[using].close_if_unusable_or_obsolete()
             time.sleep(0.05 * (attempt + 1))
     return 0
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, connections
+from django.db import Error, connections
 
 from .dispatch import DispatchResult, dispatch_due, next_due_at
 from .models import db_for_write
@@ -54,7 +54,7 @@ def run_loop(
             if on_run is not None:
                 on_run(result)
             next_due = next_due_at(using)
-        except DatabaseError as exc:
+        except Error as exc:
             logger.error("celery_schedule: database error, reconnecting: %s", exc)
             connections[using].close()
         limit_hit = result is not None and result.claimed >= run_limit
