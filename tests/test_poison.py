@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from celery import Celery
 
 from celery_schedule.dispatch import dispatch_due
 from celery_schedule.models import ScheduledTask
@@ -83,3 +84,54 @@ def test_poison_rows_fail_visibly_and_never_block_good_rows(broker, celery_app, 
 
     assert not canary.exists(), "os.system was called"
     assert raising_module.read_text() == "imported"
+
+
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@pytest.fixture(params=[
+    True,
+    pytest.param(False, marks=pytest.mark.xfail(strict=True, reason=(
+        "without publisher confirms RabbitMQ refuses a message asynchronously: the "
+        "row is counted dispatched (message dropped) and the next row gets its error"))),
+], ids=["confirm_publish", "no_confirms"])
+def rabbit_app(request, unique):
+    """A Celery app on the real RabbitMQ, its own default queue, deleted at the end."""
+    app = Celery("fault-rabbit", broker=RABBITMQ, set_as_current=False)
+    app.conf.task_default_queue = unique("fault-rabbit")
+    app.conf.broker_transport_options = {"confirm_publish": request.param}
+    yield app
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_delete(app.conf.task_default_queue)
+
+
+def rabbit_ids(app) -> list[str]:
+    ids = []
+    with app.connection_for_read() as conn, conn.SimpleQueue(app.conf.task_default_queue) as q:
+        while True:
+            try:
+                msg = q.get(timeout=1)
+            except q.Empty:
+                return ids
+            msg.ack()
+            ids.append(msg.headers["id"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rabbitmq_rejected_exchange_fails_its_row_only(rabbit_app):
+    start = now_utc() - timedelta(hours=1)
+    bad_options = {"exchange": "fault-no-such-exchange", "routing_key": "x"}
+    rows = [add_row(GOOD, start + timedelta(seconds=n), (n, 1),
+                    bad_options if n == 1 else None, n) for n in range(4)]
+    good = [row.task_id for n, row in enumerate(rows) if n != 1]
+
+    first = dispatch_due(app=rabbit_app, batch_size=10)
+    assert (first.dispatched, first.failed, first.broker_error) == (3, 1, None)
+    assert sorted(rabbit_ids(rabbit_app)) == sorted(good)
+    bad = ScheduledTask.objects.get()
+    assert (bad.task_id, bad.state, bad.attempts) == (rows[1].task_id, ScheduledTask.FAILED, 1)
+    assert "NOT_FOUND" in bad.last_error and "fault-no-such-exchange" in bad.last_error
+
+    second = dispatch_due(app=rabbit_app, batch_size=10)
+    assert (second.claimed, second.dispatched, second.failed) == (0, 0, 0)
+    assert ScheduledTask.objects.get().attempts == 1
