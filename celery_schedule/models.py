@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 
 from .when import now_utc
 
@@ -115,8 +115,10 @@ class ScheduledTaskQuerySet(models.QuerySet):
         """Lock up to `limit` due rows that no other dispatcher holds, and remove them.
 
         Must run inside a transaction: the rows come back only if it rolls back.
+        Servers without SKIP LOCKED (MySQL < 8, MariaDB < 10.6) wait for the lock instead.
         """
-        rows = list(self.due(now).select_for_update(skip_locked=True)[:limit])
+        skip = connections[self.db].features.has_select_for_update_skip_locked
+        rows = list(self.due(now).select_for_update(skip_locked=skip)[:limit])
         if rows:
             self.filter(pk__in=[row.pk for row in rows]).delete()
         return rows

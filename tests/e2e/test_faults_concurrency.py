@@ -14,7 +14,8 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from celery_schedule.models import ScheduledTask
 from celery_schedule.when import now_utc
@@ -106,3 +107,13 @@ def test_four_dispatchers_with_concurrent_callers(spawn, start_loop, broker, cel
     assert not deferred & set(published)
     assert deferred <= waiting
     assert not cancelled & waiting
+
+
+def test_claim_skips_locked_rows_where_the_server_can(transactional_db):
+    make_due_rows(3)
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        ScheduledTask.objects.claim(now_utc(), 2)
+        transaction.set_rollback(True)
+    claim_sql = next(q["sql"] for q in queries if "FOR UPDATE" in q["sql"])
+    assert connection.features.has_select_for_update_skip_locked
+    assert "SKIP LOCKED" in claim_sql
