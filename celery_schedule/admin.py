@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -140,20 +139,18 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    def update_rows(self, request, queryset, change: Callable[[Any], int], verb: str) -> None:
-        """Apply `change` (an update making rows pending) and report it, or the key clash."""
-        try:
-            with transaction.atomic(using=queryset.db):
-                count = change(queryset)
-        except IntegrityError:
+    def update_rows(self, request, queryset, change: Callable[[Any], tuple[int, list[str]]],
+                    verb: str) -> None:
+        """Apply `change` (making rows pending) and report it, and any key clash."""
+        count, clashes = change(queryset)
+        self.message_user(request, f"{count} scheduled task(s) {verb}.", messages.SUCCESS)
+        if clashes:
             self.message_user(
                 request,
-                "Nothing changed: another pending task already holds the key of a selected "
-                "row. Cancel one of them first.",
+                f"{len(clashes)} row(s) left as they were: another pending task already holds "
+                f"their key ({', '.join(clashes)}). Cancel one of them first.",
                 messages.ERROR,
             )
-            return
-        self.message_user(request, f"{count} scheduled task(s) {verb}.", messages.SUCCESS)
 
     @admin.action(description="Run selected tasks now (due now, sent by the next dispatcher run)",
                   permissions=["change"])

@@ -97,19 +97,40 @@ class ScheduledTaskQuerySet(models.QuerySet):
 
     def reschedule(self, task_id: str, due_at: datetime) -> bool:
         """Move the row of `task_id` to `due_at`; a failed row becomes pending (attempts kept)."""
+        from .exceptions import AlreadyScheduled
+
         qs = self.by_task_id(task_id)
         fields = {"due_at": due_at, "state": ScheduledTask.PENDING, "pending_key": models.F("key")}
-        return bool(qs.update(**fields)) or (qs.exists() and bool(qs.update(**fields)))
+        try:
+            with transaction.atomic(using=self.db):
+                return bool(qs.update(**fields)) or (qs.exists() and bool(qs.update(**fields)))
+        except IntegrityError:
+            key = qs.values_list("key", flat=True).first()
+            holder = self.filter(pending_key=key).values_list("task_id", flat=True).first()
+            raise AlreadyScheduled(key, holder or "?") from None
 
-    def retry_failed(self, now: datetime | None = None) -> int:
-        """Make failed rows pending again, due `now`."""
+    def run_now(self, now: datetime | None = None) -> tuple[int, list[str]]:
+        """Make these rows pending and due `now` (attempts kept) for the next dispatcher run.
+
+        Returns how many rows changed and the task ids left as they were because
+        another pending row holds their key.
+        """
+        now = now or now_utc()
+        pending = {"state": ScheduledTask.PENDING, "due_at": now}
+        changed = self.filter(key__isnull=True).update(**pending)
+        clashes = []
+        rows = self.model.objects.db_manager(self.db)
+        for pk, task_id, key in self.filter(key__isnull=False).values_list("pk", "task_id", "key"):
+            try:
+                with transaction.atomic(using=self.db):
+                    changed += rows.filter(pk=pk).update(pending_key=key, **pending)
+            except IntegrityError:
+                clashes.append(task_id)
+        return changed, clashes
+
+    def retry_failed(self, now: datetime | None = None) -> tuple[int, list[str]]:
+        """run_now() for the failed rows among these."""
         return self.failed().run_now(now)
-
-    def run_now(self, now: datetime | None = None) -> int:
-        """Make these rows pending and due `now`, so the next dispatcher run sends them."""
-        return self.update(
-            state=ScheduledTask.PENDING, due_at=now or now_utc(), pending_key=models.F("key")
-        )
 
     def claim(self, now: datetime, limit: int) -> list[ScheduledTask]:
         """Lock up to `limit` due rows that no other dispatcher holds, and remove them.
@@ -181,27 +202,6 @@ class ScheduledTaskQuerySet(models.QuerySet):
                 next_due_at=models.Min("due_at", filter=pending & models.Q(due_at__gt=now)),
             )
         )
-
-    def retry(self, now: datetime | None = None) -> tuple[int, list[str]]:
-        """Make the failed rows among these pending again, due `now` (attempts kept).
-
-        Returns how many were retried and the task ids left failed because a
-        pending row already holds their key.
-        """
-        now = now or now_utc()
-        failed = self.failed()
-        retried = failed.filter(key__isnull=True).update(state=ScheduledTask.PENDING, due_at=now)
-        clashes = []
-        keyed = failed.filter(key__isnull=False).values_list("pk", "task_id", "key")
-        for pk, task_id, key in keyed:
-            try:
-                with transaction.atomic(using=self.db):
-                    retried += self.model.objects.db_manager(self.db).filter(
-                        pk=pk, state=ScheduledTask.FAILED
-                    ).update(state=ScheduledTask.PENDING, due_at=now, pending_key=key)
-            except IntegrityError:
-                clashes.append(task_id)
-        return retried, clashes
 
 
 class ScheduledTask(models.Model):

@@ -181,7 +181,8 @@ def test_retry_refused_when_a_pending_row_holds_the_key(admin_client):
     old = make_failed(punch_out.s(1).schedule(60, key="report:7"))
     new = punch_out.s(2).schedule(120, key="report:7")
     text = act(admin_client, "retry_failed", old.task_id)
-    assert "another pending task already holds the key" in text[0]
+    assert "0 scheduled task(s) moved" in text[0]
+    assert "another pending task already holds their key" in text[1] and old.task_id in text[1]
     assert ScheduledTask.objects.get(task_id=old.task_id).state == ScheduledTask.FAILED
     assert ScheduledTask.objects.get(task_id=new.id).state == ScheduledTask.PENDING
 

@@ -138,7 +138,7 @@ def test_poison_rows_fail_visibly_and_never_block_good_rows(broker, celery_app, 
 def test_a_retried_failed_row_counts_attempts(broker, celery_app):
     bad = ScheduledTask.objects.schedule("no.such.task", -5)
     dispatch_due(app=celery_app)
-    assert ScheduledTask.objects.retry_failed() == 1
+    assert ScheduledTask.objects.retry_failed() == (1, [])
     dispatch_due(app=celery_app)
     row = ScheduledTask.objects.get(task_id=bad.task_id)
     assert (row.state, row.attempts) == ("failed", 2)

@@ -75,6 +75,16 @@ def test_reschedule_makes_a_failed_row_pending_and_keeps_attempts(frozen):
         punch_out.schedule(args=[1], countdown=5, key="k", on_conflict="raise")
 
 
+def test_reschedule_of_a_failed_row_whose_key_is_taken_raises(frozen):
+    old = punch_out.schedule(args=[1], countdown=-5, key="k")
+    ScheduledTask.objects.filter(task_id=old.id).update(state="failed", pending_key=None)
+    new = punch_out.schedule(args=[2], countdown=60, key="k")
+    with pytest.raises(celery_schedule.AlreadyScheduled) as info:
+        old.reschedule(30)
+    assert info.value.task_id == new.id
+    assert old.row.state == "failed" and new.row.due_at == NOW + timedelta(seconds=60)
+
+
 def test_relative_expires_moves_with_reschedule_absolute_does_not(frozen):
     rel = punch_out.schedule(args=[1], countdown=60, expires=timedelta(minutes=10))
     absolute = punch_out.schedule(args=[2], countdown=60, expires=NOW + timedelta(hours=1))

@@ -114,7 +114,7 @@ class Command(BaseCommand):
         self.report({"cancelled": removed}, f"cancelled {removed} row(s)", options)
 
     def retry(self, rows, options):
-        retried, clashes = rows.retry(now_utc())
+        retried, clashes = rows.retry_failed(now_utc())
         text = f"retried {retried} row(s)"
         if clashes:
             text += (f"; {len(clashes)} left failed, their key already has a pending row: "
