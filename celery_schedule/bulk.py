@@ -11,6 +11,7 @@ from django.db import transaction
 from . import conf
 from .canvas import check_schedulable
 from .models import ScheduledTask, db_for_write
+from .notify import notify_scheduled
 from .result import ScheduledResult
 from .scheduling import build_row, pick_when
 
@@ -37,6 +38,8 @@ def schedule_many(
     using = db_for_write(using)
     with transaction.atomic(using=using):
         ScheduledTask.objects.db_manager(using).bulk_create(rows, batch_size=conf.batch_size())
+        if rows:
+            notify_scheduled(using, min(row.due_at for row in rows))
     return [ScheduledResult(row.task_id, app=row_app, using=using) for row, row_app in built]
 
 

@@ -12,10 +12,13 @@ import logging
 import select
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connections
+
+from . import conf
+from .when import now_utc
 
 logger = logging.getLogger("celery_schedule.notify")
 
@@ -29,9 +32,15 @@ def is_postgresql(using: str) -> bool:
 
 
 def notify_scheduled(using: str, due_at: datetime) -> None:
-    """Tell listening dispatcher loops that a row due at `due_at` exists (PostgreSQL only)."""
+    """Tell listening dispatcher loops that a row due at `due_at` exists (PostgreSQL only).
+
+    Only a row due within CELERY_SCHEDULE_LOOP_INTERVAL needs it: a loop never sleeps
+    longer, so it finds a later row by itself, and far-future rows cost no round trip.
+    """
     connection = connections[using]
     if connection.vendor != "postgresql":
+        return
+    if due_at > now_utc() + timedelta(seconds=conf.loop_interval()):
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, repr(due_at.timestamp())])

@@ -17,10 +17,15 @@ def cancel(task_id: str, *, using: str | None = None) -> bool:
 def reschedule(task_id: str, when: Any, *, using: str | None = None, app: Any = None) -> bool:
     """Move the row of `task_id` to `when`: True if it was still waiting, else False."""
     from .models import ScheduledTask, db_for_write
+    from .notify import notify_scheduled
     from .scheduling import due_time
 
     due_at = due_time(when, app)
-    return ScheduledTask.objects.db_manager(db_for_write(using)).reschedule(str(task_id), due_at)
+    using = db_for_write(using)
+    moved = ScheduledTask.objects.db_manager(using).reschedule(str(task_id), due_at)
+    if moved:
+        notify_scheduled(using, due_at)
+    return moved
 
 
 class ScheduledResult(AsyncResult):

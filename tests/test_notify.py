@@ -9,6 +9,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+import celery_schedule
 from celery_schedule import notify
 from celery_schedule.when import now_utc
 from tests.proj.tasks import punch_out
@@ -40,11 +41,25 @@ def timed_wait(listener, seconds, stop=None) -> float:
 
 
 @pytest.mark.django_db
-def test_schedule_sends_notify_only_on_postgresql():
+def test_schedule_sends_notify_only_on_postgresql_and_only_for_rows_due_soon(settings):
+    settings.CELERY_SCHEDULE_LOOP_INTERVAL = 5.0
     with CaptureQueriesContext(connection) as queries:
-        punch_out.schedule(args=[1], countdown=60)
+        punch_out.schedule(args=[1], countdown=2)
+        punch_out.schedule(args=[2], countdown=-60)
+        punch_out.schedule(args=[3], countdown=60)
+        punch_out.schedule(args=[4], countdown=86400 * 30)
     notifies = [q["sql"] for q in queries.captured_queries if "pg_notify" in q["sql"]]
-    assert len(notifies) == (1 if connection.vendor == "postgresql" else 0)
+    assert len(notifies) == (2 if connection.vendor == "postgresql" else 0)
+
+
+@pytest.mark.django_db
+def test_reschedule_and_schedule_many_notify_rows_due_soon(postgres):
+    far = punch_out.schedule(args=[1], countdown=3600)
+    with CaptureQueriesContext(connection) as queries:
+        far.reschedule(1)
+        celery_schedule.schedule_many([(punch_out.s(2), 3600), (punch_out.s(3), 1)])
+        celery_schedule.schedule_many([(punch_out.s(4), 3600)])
+    assert sum("pg_notify" in q["sql"] for q in queries.captured_queries) == 2
 
 
 @pytest.mark.django_db
@@ -66,9 +81,9 @@ def test_rolled_back_schedule_notifies_nobody(listener):
         punch_out.schedule(args=[1], countdown=5)
         raise RuntimeError("roll back")
     with transaction.atomic():
-        punch_out.schedule(args=[2], eta="2030-01-01T00:00:00Z")
+        r = punch_out.schedule(args=[2], countdown=2)
     assert wait_readable(listener)
-    assert listener.received() == [repr(1893456000.0)]
+    assert listener.received() == [repr(r.row.due_at.timestamp())]
 
 
 def test_wait_ends_when_a_row_due_before_the_wake_up_is_committed(listener):
@@ -84,7 +99,7 @@ def test_wait_ends_when_a_row_due_before_the_wake_up_is_committed(listener):
 
 
 def test_rows_due_after_the_wake_up_do_not_end_the_wait(listener):
-    punch_out.schedule(args=[1], countdown=3600)
+    punch_out.schedule(args=[1], countdown=4)
     assert timed_wait(listener, 0.6) >= 0.6
 
 
