@@ -41,9 +41,9 @@ def test_kill_9_during_drain_loses_nothing(start_loop, broker, celery_app):
         if before == 0:
             break
         loop = start_loop("--interval", "0.5", "--batch-size", str(BATCH), name=f"loop{n}")
-        target = ROWS * (KILLS - n) // (KILLS + 1) + rng.randrange(BATCH)
+        target = before - rng.randrange(BATCH // 2, 2 * BATCH)
         wait_until(lambda t=target: ScheduledTask.objects.count() <= t, 120, f"{target} rows left")
-        time.sleep(rng.uniform(0, 0.5))
+        time.sleep(rng.uniform(0, 0.2))
         loop.kill()
         kills.append({"pending_before": before, "pending_after": ScheduledTask.objects.count()})
 
