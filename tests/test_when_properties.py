@@ -21,10 +21,10 @@ FIXED = st.integers(-14 * 60 + 1, 14 * 60 - 1).map(lambda m: timezone(timedelta(
 AWARE = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9000, 12, 31),
                      timezones=st.one_of(ZONE, FIXED))
 
-settings.register_profile("celery_schedule", max_examples=150, deadline=None)
-settings.load_profile("celery_schedule")
+EXAMPLES = settings(max_examples=150, deadline=None)
 
 
+@EXAMPLES
 @given(AWARE)
 def test_any_aware_datetime_round_trips_to_the_same_instant(value):
     due = resolve(value)
@@ -32,11 +32,13 @@ def test_any_aware_datetime_round_trips_to_the_same_instant(value):
     assert due.replace(tzinfo=None) == value.replace(tzinfo=None) - value.utcoffset()
 
 
+@EXAMPLES
 @given(NAIVE)
 def test_naive_datetime_means_utc(value):
     assert resolve(value) == value.replace(tzinfo=UTC)
 
 
+@EXAMPLES
 @given(st.one_of(AWARE, NAIVE), st.sampled_from(["T", " "]),
        st.sampled_from(["auto", "seconds", "milliseconds", "microseconds"]))
 @example(datetime(2027, 3, 28, 2, 30, tzinfo=ZoneInfo("Europe/Berlin")), "T", "auto")
@@ -47,6 +49,7 @@ def test_isoformat_strings_parse_back_to_the_same_instant(value, sep, timespec):
     assert resolve(text) == expected
 
 
+@EXAMPLES
 @given(
     st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
     ZONE,
@@ -84,6 +87,7 @@ GARBAGE = st.one_of(
 )
 
 
+@EXAMPLES
 @given(GARBAGE)
 @example("2027-02-30T00:00:00")
 @example("9999-12-31T23:59:59-14:00")
