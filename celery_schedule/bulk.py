@@ -29,15 +29,16 @@ def schedule_many(
     `when` takes every form `Signature.schedule(when)` takes (None: the signature's
     own eta/countdown). Every item is validated before anything is written; a bad
     item raises TypeError/ValueError naming its position and nothing is stored.
-    Rows go in with one INSERT per CELERY_SCHEDULE_BATCH_SIZE rows, inside one
-    transaction. Dedup keys are refused here (use schedule(key=...)): a bulk
-    INSERT cannot keep one row per key and report which one it kept.
+    Rows go in with one COPY on PostgreSQL, else one INSERT per
+    CELERY_SCHEDULE_BATCH_SIZE rows, inside one transaction. Dedup keys are refused
+    here (use schedule(key=...)): a bulk insert cannot keep one row per key and
+    report which one it kept.
     """
     built = [build_item(index, item, app) for index, item in enumerate(items)]
     rows = [row for row, _ in built]
     using = db_for_write(using)
     with transaction.atomic(using=using):
-        ScheduledTask.objects.db_manager(using).bulk_create(rows, batch_size=conf.batch_size())
+        ScheduledTask.objects.db_manager(using).bulk_insert(rows, conf.batch_size())
         if rows:
             notify_scheduled(using, min(row.due_at for row in rows))
     return [ScheduledResult(row.task_id, app=row_app, using=using) for row, row_app in built]

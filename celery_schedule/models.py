@@ -144,6 +144,27 @@ class ScheduledTaskQuerySet(models.QuerySet):
             self.filter(pk__in=[row.pk for row in rows]).delete()
         return rows
 
+    def bulk_insert(self, rows: list[ScheduledTask], batch_size: int) -> None:
+        """Insert new rows in as few statements as the database allows.
+
+        PostgreSQL with psycopg 3 takes them in one COPY, several times faster than
+        a multi-row INSERT; elsewhere one INSERT per `batch_size` rows.
+        """
+        connection = connections[self.db]
+        if not rows:
+            return
+        if connection.vendor != "postgresql" or not hasattr(connection.cursor().cursor, "copy"):
+            self.bulk_create(rows, batch_size=batch_size)
+            return
+        fields = [f for f in self.model._meta.concrete_fields if not f.primary_key]
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([f.get_db_prep_save(f.pre_save(row, True), connection)
+                                    for f in fields])
+
     def put_back(self, rows: Iterable[ScheduledTask]) -> None:
         """Insert claimed rows again as they are (their pk, id and key kept)."""
         rows = list(rows)
