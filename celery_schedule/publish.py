@@ -64,7 +64,8 @@ class Publisher:
         conf = app.conf
         self.amqp = app.amqp
         self.router = app.amqp.router
-        self.fast = not conf.task_always_eager and type(app).send_task is Celery.send_task
+        self.eager = bool(conf.task_always_eager)
+        self.fast = not self.eager and type(app).send_task is Celery.send_task
         self.sent_event = conf.task_send_sent_event
         self.reply_to = app.thread_oid
         self.parent = app.current_worker_task
@@ -87,7 +88,14 @@ class Publisher:
 
     def send(self, task: Task, task_id: str, args: tuple, kwargs: dict,
              options: dict[str, Any]) -> None:
-        """Publish one call of `task`; raises what apply_async would raise."""
+        """Publish one call of `task`; raises what apply_async would raise.
+
+        Under task_always_eager the task runs inline, as apply_async would run it,
+        and its own exception never counts as a failed dispatch.
+        """
+        if self.eager:
+            task.apply(args, kwargs, task_id=task_id, throw=False, **options)
+            return
         if not self.fast or not self.plain(task) or not FAST_OPTIONS.issuperset(options):
             task.apply_async(args, kwargs, task_id=task_id, producer=self.producer,
                              retry=self.retry, retry_policy=self.retry_policy, **options)

@@ -360,6 +360,17 @@ def test_dispatch_due_under_always_eager_runs_due_tasks_inline(
     assert scheduled_tasks.failed() == []
 
 
+def test_dispatch_under_eager_propagates_still_removes_a_raising_tasks_row(
+    scheduled_tasks, eager, runs  # noqa: F811
+):
+    eager.conf.task_eager_propagates = True
+    bad = boom.s(2).schedule(0)
+    result = dispatch_due()
+    assert (result.dispatched, result.failed) == (1, 0)
+    assert runs.count(bad.id) == 1
+    assert scheduled_tasks.scheduled() == [] and scheduled_tasks.failed() == []
+
+
 def test_enqueue_due_tasks_under_always_eager_runs_due_tasks(
     scheduled_tasks, eager, runs  # noqa: F811
 ):
