@@ -20,7 +20,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from . import conf, message, signals
 from .models import ScheduledTask, db_for_write
-from .publish import BATCH_ERRORS, Publisher
+from .publish import BATCH_ERRORS, Publisher, producer_for
 from .when import now_utc
 
 logger = logging.getLogger("celery_schedule.dispatch")
@@ -139,7 +139,7 @@ def publish(app: Any, rows: list[ScheduledTask], now: datetime,
     index = 0
     batched = False
     try:
-        with app.producer_or_acquire() as producer:
+        with producer_for(app) as producer:
             publisher = Publisher(app, producer, retry=True, retry_policy=policy)
             batched = publisher.batched
             with publisher.batch(len(rows)):

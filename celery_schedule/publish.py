@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.utils.time import maybe_make_aware
+from kombu import Producer
 
 try:
     from kombu.exceptions import BatchPublishError
@@ -49,6 +50,23 @@ def default_apply_async(task: Task) -> bool:
 
     # Scheduled.apply_async only diverts calls with an eta/countdown; dispatch sends none.
     return cls.apply_async in (Task.apply_async, Scheduled.apply_async)
+
+
+@contextlib.contextmanager
+def producer_for(app: Celery) -> Iterator[Any]:
+    """The producer of one dispatch batch: the app's pool, but with publisher confirms on AMQP.
+
+    Without confirms RabbitMQ refuses a message (say, to a missing exchange) after
+    the publish returned: the row would be removed as dispatched and the message lost.
+    """
+    with app.connection_for_write() as probe:
+        amqp = probe.transport.driver_type == "amqp"
+    if not amqp or (app.conf.broker_transport_options or {}).get("confirm_publish"):
+        with app.producer_or_acquire() as producer:
+            yield producer
+        return
+    with app.connection_for_write(transport_options={"confirm_publish": True}) as conn:
+        yield Producer(conn)
 
 
 class Publisher:
