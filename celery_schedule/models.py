@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, connections, models, router, transaction
+from django.db import IntegrityError, OperationalError, connections, models, router, transaction
 
 from .when import now_utc
 
@@ -90,21 +91,46 @@ class ScheduledTaskQuerySet(models.QuerySet):
         pk = self.filter(task_id=task_id).values_list("pk", flat=True).first()
         return self.filter(pk=pk, task_id=task_id) if pk is not None else self.none()
 
+    def retrying(self, write: Callable[[], Any]) -> Any:
+        """Run `write` in a transaction, again if it was a deadlock victim (InnoDB).
+
+        Only when the caller has no transaction of its own: a deadlock rolls that
+        back whole, so inside one the error is the caller's to see.
+        """
+        connection = connections[self.db]
+        for attempt in range(CONFLICT_RETRIES):
+            outer = connection.in_atomic_block
+            try:
+                with transaction.atomic(using=self.db):
+                    return write()
+            except OperationalError as exc:
+                if outer or not is_deadlock(exc) or attempt == CONFLICT_RETRIES - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+
     def cancel(self, task_id: str) -> bool:
         """Remove the row of `task_id` if it was not dispatched (pending or failed)."""
-        qs = self.by_task_id(task_id)
-        return bool(qs.delete()[0]) or (qs.exists() and bool(qs.delete()[0]))
+
+        def delete() -> bool:
+            qs = self.by_task_id(task_id)
+            return bool(qs.delete()[0]) or (qs.exists() and bool(qs.delete()[0]))
+
+        return self.retrying(delete)
 
     def reschedule(self, task_id: str, due_at: datetime) -> bool:
         """Move the row of `task_id` to `due_at`; a failed row becomes pending (attempts kept)."""
         from .exceptions import AlreadyScheduled
 
-        qs = self.by_task_id(task_id)
         fields = {"due_at": due_at, "state": ScheduledTask.PENDING, "pending_key": models.F("key")}
+
+        def update() -> bool:
+            qs = self.by_task_id(task_id)
+            return bool(qs.update(**fields)) or (qs.exists() and bool(qs.update(**fields)))
+
         try:
-            with transaction.atomic(using=self.db):
-                return bool(qs.update(**fields)) or (qs.exists() and bool(qs.update(**fields)))
+            return self.retrying(update)
         except IntegrityError:
+            qs = self.by_task_id(task_id)
             key = qs.values_list("key", flat=True).first()
             holder = self.filter(pending_key=key).values_list("task_id", flat=True).first()
             raise AlreadyScheduled(key, holder or "?") from None
@@ -271,6 +297,13 @@ class ScheduledTask(models.Model):
         from .message import decode
 
         return decode(self.task_kwargs)
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """Whether a database error is a deadlock (MySQL/MariaDB 1213, PostgreSQL 40P01)."""
+    cause = exc.__cause__
+    code = getattr(cause, "args", (None,))[0] if cause is not None else None
+    return code == 1213 or getattr(cause, "sqlstate", None) == "40P01"
 
 
 def db_for_write(using: str | None = None) -> str:
