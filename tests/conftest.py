@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from datetime import datetime, timezone
 
 import pytest
+import time_machine
 from django.db import connection
 from kombu import Queue
 
 from tests.proj.celery import app as proj_app
 from tests.proj.tasks import RUNS
+
+# The frozen "now" of unit tests: 09:30 in Europe/Berlin (CET), the test app's zone.
+NOW = datetime(2027, 3, 15, 8, 30, tzinfo=timezone.utc)
 
 
 def pytest_report_header(config):
@@ -26,6 +31,20 @@ def _require_services():
             socket.create_connection(("127.0.0.1", port), timeout=3).close()
         except OSError as exc:
             pytest.exit(f"{name} on 127.0.0.1:{port} is not answering: {exc}", returncode=3)
+
+
+@pytest.fixture
+def frozen():
+    """The clock stopped at NOW."""
+    with time_machine.travel(NOW, tick=False):
+        yield NOW
+
+
+@pytest.fixture
+def threshold(settings):
+    """Drop-in mode on: delays over 60 s become rows."""
+    settings.CELERY_SCHEDULE_ETA_THRESHOLD = 60
+    return 60
 
 
 @pytest.fixture

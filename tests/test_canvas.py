@@ -4,7 +4,6 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
 from celery import chain, chord, group
 from celery.canvas import Signature
 from dateutil.relativedelta import relativedelta
@@ -13,16 +12,11 @@ import celery_schedule
 from celery_schedule import ScheduledResult
 from celery_schedule.canvas import installed
 from celery_schedule.models import ScheduledTask
+from tests.conftest import NOW
 from tests.proj.tasks import plain_add, punch_out
 
 UTC = timezone.utc
-NOW = datetime(2027, 3, 15, 8, 30, tzinfo=UTC)  # 09:30 in Berlin, the test app's zone
 
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield NOW
 
 
 def due_at() -> datetime:

@@ -2,7 +2,7 @@
 debounce keys (on_conflict="push" / "earliest")."""
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
 import time_machine
@@ -10,28 +10,17 @@ from celery import Celery, chain, group
 from celery.exceptions import MaxRetriesExceededError, Retry
 from celery.utils import uuid
 from django.db import connections, transaction
-from django.test import override_settings
 
 from celery_schedule import Scheduled, ScheduledResult
 from celery_schedule.dispatch import dispatch_due
 from celery_schedule.models import ScheduledTask
+from tests.conftest import NOW
 from tests.proj.tasks import flaky, punch_out
 
 UTC = timezone.utc
-NOW = datetime(2027, 3, 15, 8, 30, tzinfo=UTC)
 LATER = NOW + timedelta(days=2)
 
 
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield NOW
-
-
-@pytest.fixture
-def threshold():
-    with override_settings(CELERY_SCHEDULE_ETA_THRESHOLD=60):
-        yield 60
 
 
 def retry_as_worker(task, celery_app, *, retries=0, **retry_options):

@@ -1,24 +1,18 @@
 """ScheduledTask and its QuerySet: due(), schedule() by name, dedup keys enforced by the DB."""
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
-import time_machine
 from django.db import IntegrityError, connection, connections, transaction
 
 from celery_schedule import AlreadyScheduled
 from celery_schedule.models import ScheduledTask
+from tests.conftest import NOW
 from tests.proj.tasks import punch_out
 
 UTC = timezone.utc
-NOW = datetime(2027, 3, 15, 8, 30, tzinfo=UTC)
 
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield NOW
 
 
 @pytest.mark.django_db

@@ -3,7 +3,6 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import time_machine
 from celery.result import AsyncResult
 from django.test import override_settings
 
@@ -11,17 +10,12 @@ import celery_schedule
 from celery_schedule import ScheduledResult
 from celery_schedule.message import expires_at
 from celery_schedule.models import ScheduledTask
+from tests.conftest import NOW
 from tests.proj.tasks import punch_out
 
 UTC = timezone.utc
-NOW = datetime(2027, 3, 15, 8, 30, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield NOW
 
 
 def test_result_is_an_async_result_with_the_message_id(celery_app):

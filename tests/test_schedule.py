@@ -5,24 +5,18 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.db import transaction
 from kombu.utils.json import dumps as kombu_dumps
 from kombu.utils.json import loads as kombu_loads
 
 from celery_schedule import ScheduledResult
 from celery_schedule.models import ScheduledTask
+from tests.conftest import NOW
 from tests.proj.tasks import plain_add, punch_out
 
 UTC = timezone.utc
-NOW = datetime(2027, 3, 15, 8, 30, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield NOW
 
 
 def only_row() -> ScheduledTask:

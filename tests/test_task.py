@@ -7,29 +7,18 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import time_machine
 from django.db import transaction
-from django.test import override_settings
 
 from celery_schedule import ScheduledResult
 from celery_schedule.dispatch import dispatch_due
 from celery_schedule.models import ScheduledTask
 from celery_schedule.task import requested_delay
+from tests.conftest import NOW
 from tests.proj.tasks import plain_add, punch_out
 
 UTC = timezone.utc
-NOW = datetime(2027, 3, 15, 8, 30, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield NOW
-
-
-@pytest.fixture
-def threshold():
-    with override_settings(CELERY_SCHEDULE_ETA_THRESHOLD=60):
-        yield 60
 
 
 def test_off_by_default_a_far_countdown_goes_to_the_broker(broker, frozen):
