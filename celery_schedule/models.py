@@ -226,29 +226,26 @@ class ScheduledTaskQuerySet(models.QuerySet):
 
     def summary(self, now: datetime) -> dict[str, Any]:
         """Counts and due times of these rows at `now`, in one aggregate query."""
-        pending = models.Q(state=ScheduledTask.PENDING)
-        due = pending & models.Q(due_at__lte=now)
-        return self.aggregate(
-            pending=models.Count("pk", filter=pending),
-            due=models.Count("pk", filter=due),
-            failed=models.Count("pk", filter=models.Q(state=ScheduledTask.FAILED)),
-            oldest_due_at=models.Min("due_at", filter=due),
-            next_due_at=models.Min("due_at", filter=pending & models.Q(due_at__gt=now)),
-        )
+        return self.aggregate(**summary_columns(now))
 
     def summary_by_task(self, now: datetime) -> list[dict[str, Any]]:
         """summary() per task name, in one grouped query."""
-        pending = models.Q(state=ScheduledTask.PENDING)
-        due = pending & models.Q(due_at__lte=now)
         return list(
-            self.order_by("task_name").values("task_name").annotate(
-                pending=models.Count("pk", filter=pending),
-                due=models.Count("pk", filter=due),
-                failed=models.Count("pk", filter=models.Q(state=ScheduledTask.FAILED)),
-                oldest_due_at=models.Min("due_at", filter=due),
-                next_due_at=models.Min("due_at", filter=pending & models.Q(due_at__gt=now)),
-            )
+            self.order_by("task_name").values("task_name").annotate(**summary_columns(now))
         )
+
+
+def summary_columns(now: datetime) -> dict[str, Any]:
+    """The aggregates of summary(): pending, due and failed counts, oldest due, next due."""
+    pending = models.Q(state=ScheduledTask.PENDING)
+    due = pending & models.Q(due_at__lte=now)
+    return {
+        "pending": models.Count("pk", filter=pending),
+        "due": models.Count("pk", filter=due),
+        "failed": models.Count("pk", filter=models.Q(state=ScheduledTask.FAILED)),
+        "oldest_due_at": models.Min("due_at", filter=due),
+        "next_due_at": models.Min("due_at", filter=pending & models.Q(due_at__gt=now)),
+    }
 
 
 class ScheduledTask(models.Model):
