@@ -32,7 +32,8 @@ def pick_when(when: Any, options: dict[str, Any]) -> Any:
     if not given:
         raise ValueError("no due time: give when, eta or countdown")
     if countdown is not None:
-        return _when.seconds(countdown)
+        _when.seconds(countdown)
+        return countdown
     if eta is not None and not isinstance(eta, (str, _when.datetime)):
         raise TypeError(f"eta must be a datetime or an ISO 8601 string, got {eta!r}")
     return given[0]
