@@ -1,4 +1,4 @@
-"""The bad input table of docs/faults.md, executed: each documented call raises the documented
+"""The bad input table of the README, executed: each documented call raises the documented
 exception, its message names the bad value, and nothing is stored."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import celery_schedule
 from celery_schedule.models import ScheduledTask
 from tests.proj.tasks import plain_add, punch_out
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "faults.md"
+DOC = Path(__file__).resolve().parents[1] / "README.md"
 NAMESPACE = {
     "punch_out": punch_out, "plain_add": plain_add, "chain": chain, "datetime": datetime,
     "date": date, "timedelta": timedelta, "timezone": timezone, "math": math,
