@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, connections
 from kombu import Queue
 
 from tests.proj.celery import app as proj_app
@@ -112,3 +114,28 @@ def runs():
 @pytest.fixture
 def unique():
     return lambda prefix="k": f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def run_concurrently(threads: int, work: Callable[[int], None]) -> list[Exception]:
+    """Run work(0..threads-1) in threads released together, each on its own connection.
+
+    Returns the exceptions raised, for the test to assert on.
+    """
+    barrier = threading.Barrier(threads)
+    errors: list[Exception] = []
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait()
+            work(n)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return errors

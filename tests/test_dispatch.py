@@ -1,17 +1,16 @@
 """The dispatcher against a real database and a real Redis broker."""
 
 import logging
-import threading
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from celery import Celery
-from django.db import connections
 from kombu.utils.json import loads as kombu_loads
 
 from celery_schedule.dispatch import DispatchResult, dispatch_due, find_task, next_due_at
 from celery_schedule.models import ScheduledTask
+from tests.conftest import run_concurrently
 from tests.proj.tasks import plain_add, punch_out, routed
 
 UTC = timezone.utc
@@ -232,24 +231,13 @@ def test_per_run_log_line(broker, celery_app, caplog):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_dispatchers_in_threads_publish_each_row_once(broker, celery_app):
     ids = sorted(r.id for r in due(300))
-    errors = []
 
-    def run():
-        try:
-            for _ in range(20):
-                if dispatch_due(app=celery_app, batch_size=7, limit=21).claimed == 0:
-                    break
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def work(_):
+        for _ in range(20):
+            if dispatch_due(app=celery_app, batch_size=7, limit=21).claimed == 0:
+                break
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_concurrently(4, work) == []
     published = broker.ids()
     assert sorted(published) == ids
     assert not ScheduledTask.objects.exists()

@@ -1,7 +1,6 @@
 """Drop-in mode across Celery's own calls (retry, signatures, chains, groups, task_cls) and
 debounce keys (on_conflict="push" / "earliest")."""
 
-import threading
 from datetime import timedelta, timezone
 
 import pytest
@@ -9,12 +8,12 @@ import time_machine
 from celery import Celery, chain, group
 from celery.exceptions import MaxRetriesExceededError, Retry
 from celery.utils import uuid
-from django.db import connections, transaction
+from django.db import transaction
 
 from celery_schedule import Scheduled, ScheduledResult
 from celery_schedule.dispatch import dispatch_due
 from celery_schedule.models import ScheduledTask
-from tests.conftest import NOW
+from tests.conftest import NOW, run_concurrently
 from tests.proj.tasks import flaky, punch_out
 
 UTC = timezone.utc
@@ -203,29 +202,17 @@ def test_debounce_of_a_failed_row_makes_a_new_pending_row(frozen):
 def test_concurrent_debounce_keeps_one_row_at_the_right_time(vendor, policy, pick):
     if vendor == "sqlite":
         pytest.skip("SQLite has a single writer; concurrency is tested on server databases")
-    threads, rounds, errors, ids = 6, 5, [], set()
-    barrier = threading.Barrier(threads)
+    threads, rounds, ids = 6, 5, set()
     offsets = [60 * (n * rounds + i + 1) for n in range(threads) for i in range(rounds)]
 
-    def worker(n):
-        try:
-            barrier.wait()
-            for i in range(rounds):
-                with transaction.atomic():
-                    r = punch_out.schedule(args=[n], eta=NOW + timedelta(
-                        seconds=offsets[n * rounds + i]), key="debounce", on_conflict=policy)
-                ids.add(r.id)
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def work(n):
+        for i in range(rounds):
+            with transaction.atomic():
+                r = punch_out.schedule(args=[n], eta=NOW + timedelta(
+                    seconds=offsets[n * rounds + i]), key="debounce", on_conflict=policy)
+            ids.add(r.id)
 
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    assert errors == []
+    assert run_concurrently(threads, work) == []
     row = ScheduledTask.objects.get(key="debounce")
     assert ids == {row.task_id}
     assert row.due_at == NOW + timedelta(seconds=pick(offsets))

@@ -1,14 +1,13 @@
 """ScheduledTask and its QuerySet: due(), schedule() by name, dedup keys enforced by the DB."""
 
-import threading
 from datetime import timedelta, timezone
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 
 from celery_schedule import AlreadyScheduled
 from celery_schedule.models import ScheduledTask
-from tests.conftest import NOW
+from tests.conftest import NOW, run_concurrently
 from tests.proj.tasks import punch_out
 
 UTC = timezone.utc
@@ -131,28 +130,15 @@ def test_different_keys_and_no_key_do_not_conflict():
 def test_concurrent_schedules_of_one_key_leave_one_row(vendor, on_conflict):
     if vendor == "sqlite":
         pytest.skip("SQLite has a single writer; concurrency is tested on server databases")
-    threads, ids, errors = 8, [], []
-    barrier = threading.Barrier(threads)
+    ids = []
 
-    def worker(n):
-        try:
-            barrier.wait()
-            for _ in range(5):
-                with transaction.atomic():
-                    r = punch_out.schedule(args=[n], countdown=60, key="race",
-                                           on_conflict=on_conflict)
-                ids.append(r.id)
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def work(n):
+        for _ in range(5):
+            with transaction.atomic():
+                r = punch_out.schedule(args=[n], countdown=60, key="race", on_conflict=on_conflict)
+            ids.append(r.id)
 
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    assert errors == []
+    assert run_concurrently(8, work) == []
     assert ScheduledTask.objects.filter(key="race").count() == 1
     assert set(ids) == {ScheduledTask.objects.get(key="race").task_id}
 
