@@ -47,6 +47,7 @@ def build_row(task_name: str, args: Any, kwargs: Any, when: Any, *, app: Any = N
     if key is not None and (not isinstance(key, str) or not key):
         raise TypeError(f"key must be a non-empty string, got {key!r}")
     task_args, task_kwargs = message.encode_args(args, kwargs)
+    check_arguments(app, task_name, args, kwargs)
     task_id = options.pop("task_id", None) or uuid()
     return ScheduledTask(
         task_id=str(task_id),
@@ -77,6 +78,15 @@ def schedule(
     row = ScheduledTask.objects.db_manager(using).insert(row, on_conflict)
     notify_scheduled(using, row.due_at)
     return row
+
+
+def check_arguments(app: Any, task_name: str, args: Any, kwargs: Any) -> None:
+    """TypeError when the args do not fit a registered task's signature, as apply_async does."""
+    task = (app or current_app).tasks.get(task_name)
+    if task is not None and task.typing:
+        header = getattr(task, "__header__", None)
+        if header is not None:
+            header(*(args or ()), **(kwargs or {}))
 
 
 def schedule_call(

@@ -87,8 +87,6 @@ class Scheduled(Task):
                                        shadow, **options)
         from .scheduling import schedule_call
 
-        if self.typing:
-            self.__header__(*(args or ()), **(kwargs or {}))
         options = {k: v for k, v in options.items() if k not in ("eta", "countdown")}
         options.update(task_id=task_id, link=link, link_error=link_error, shadow=shadow)
         return schedule_call(self.name, args, kwargs, due, options, self.app)

@@ -14,7 +14,7 @@ from celery_schedule.admin import humanize, relative_due
 from celery_schedule.dispatch import dispatch_due
 from celery_schedule.models import ScheduledTask
 from celery_schedule.when import now_utc
-from tests.proj.tasks import plain_add, punch_out
+from tests.proj.tasks import echo_types, plain_add, punch_out
 
 UTC = timezone.utc
 LIST = "admin:celery_schedule_scheduledtask_changelist"
@@ -115,8 +115,8 @@ def test_search_by_task_id(admin_client, rows):
 
 
 def test_detail_shows_decoded_args_kwargs_options_read_only(admin_client):
-    r = punch_out.s(Decimal("19.90"), date(2027, 5, 1),
-                    reason={"by": "admin", "at": datetime(2027, 5, 1, 9, 30, tzinfo=UTC)}).schedule(
+    reason = {"by": "admin", "at": datetime(2027, 5, 1, 9, 30, tzinfo=UTC)}
+    r = echo_types.s(Decimal("19.90"), date(2027, 5, 1), reason=reason).schedule(
         timedelta(days=2), queue="special", priority=3, expires=600)
     row = ScheduledTask.objects.get(task_id=r.id)
     url = reverse("admin:celery_schedule_scheduledtask_change", args=[row.pk])
@@ -126,13 +126,13 @@ def test_detail_shows_decoded_args_kwargs_options_read_only(admin_client):
     assert "'at': datetime.datetime(2027, 5, 1, 9, 30" in page
     assert "'by': 'admin'" in page
     assert "{'expires': 600.0, 'priority': 3, 'queue': 'special'}" in page
-    assert f"{PUNCH}(Decimal('19.90'), datetime.date(2027, 5, 1), reason=" in page
+    assert f"{echo_types.name}(Decimal('19.90'), datetime.date(2027, 5, 1), reason=" in page
     assert 'name="_save"' not in page and 'name="_continue"' not in page
     assert 'name="task_name"' not in page
 
     response = admin_client.post(url, {"task_name": "evil.task"})
     row.refresh_from_db()
-    assert row.task_name == PUNCH
+    assert row.task_name == echo_types.name
     assert response.status_code in (200, 302)
 
 

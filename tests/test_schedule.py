@@ -12,7 +12,7 @@ from kombu.utils.json import loads as kombu_loads
 from celery_schedule import ScheduledResult
 from celery_schedule.models import ScheduledTask
 from tests.conftest import NOW
-from tests.proj.tasks import plain_add, punch_out
+from tests.proj.tasks import echo_types, plain_add, punch_out
 
 UTC = timezone.utc
 pytestmark = pytest.mark.django_db
@@ -105,11 +105,26 @@ class Opaque:
 )
 def test_args_must_survive_celerys_json(args, kwargs, exc):
     if exc is None:
-        punch_out.schedule(args=args, kwargs=kwargs, countdown=5)
+        echo_types.schedule(args=args, kwargs=kwargs, countdown=5)
         assert ScheduledTask.objects.count() == 1
         return
     with pytest.raises(exc):
         punch_out.schedule(args=args, kwargs=kwargs, countdown=5)
+    assert not ScheduledTask.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: punch_out.schedule(args=[1, 2, 3], countdown=5),
+        lambda: punch_out.schedule(kwargs={"nope": 1}, countdown=5),
+        lambda: punch_out.s().schedule(5),
+        lambda: plain_add.s(1, 2, 3).schedule(5),
+    ],
+)
+def test_args_that_do_not_fit_the_task_raise_like_apply_async(call):
+    with pytest.raises(TypeError):
+        call()
     assert not ScheduledTask.objects.exists()
 
 
@@ -132,7 +147,7 @@ def test_values_round_trip_as_apply_async_with_json_would_deliver():
         2**62,
         1.25,
     ]
-    punch_out.schedule(args=values, kwargs={"when": values[0]}, countdown=5)
+    echo_types.schedule(args=values, kwargs={"when": values[0]}, countdown=5)
     row = ScheduledTask.objects.get()
     expected_args, expected_kwargs = kombu_loads(kombu_dumps((values, {"when": values[0]})))
     assert row.args == expected_args
