@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import redis
 from celery.utils import uuid
 
@@ -69,3 +71,12 @@ def report(name: str, figures: dict) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"faults-{name}.json").write_text(json.dumps(figures, indent=2, default=str))
     print(f"\n[faults] {name}: {json.dumps(figures, default=str)}")
+
+
+def server_databases_only(why: str) -> list:
+    """pytestmark of a fault test needing PostgreSQL or MariaDB (skipped on SQLite, by vendor)."""
+    return [
+        pytest.mark.e2e,
+        pytest.mark.skipif(os.environ.get("CELERY_SCHEDULE_TEST_DB", "sqlite") == "sqlite",
+                           reason=f"database vendor: {why}"),
+    ]

@@ -7,28 +7,27 @@ cancel() returned True is never published, and no caller sees a database error.
 from __future__ import annotations
 
 import json
-import os
 import random
 import sys
 import time
 from datetime import timedelta
 
-import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from celery_schedule.models import ScheduledTask
 from celery_schedule.when import now_utc
 
-from .faultlib import delivery, make_due_rows, queue_ids, report, wait_until
+from .faultlib import (
+    delivery,
+    make_due_rows,
+    queue_ids,
+    report,
+    server_databases_only,
+    wait_until,
+)
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        os.environ.get("CELERY_SCHEDULE_TEST_DB", "sqlite") == "sqlite",
-        reason="database vendor: concurrent dispatchers with row locks are PostgreSQL/MariaDB",
-    ),
-]
+pytestmark = server_databases_only("concurrent dispatchers with row locks are PostgreSQL/MariaDB")
 
 ROWS = 20_000
 DISPATCHERS = 4

@@ -3,22 +3,20 @@ the loop logs, reconnects and goes on, and no row is lost."""
 
 from __future__ import annotations
 
-import os
-
-import pytest
 from django.db import connection
 
 from celery_schedule.models import ScheduledTask
 
-from .faultlib import delivery, make_due_rows, queue_ids, report, wait_until
+from .faultlib import (
+    delivery,
+    make_due_rows,
+    queue_ids,
+    report,
+    server_databases_only,
+    wait_until,
+)
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        os.environ.get("CELERY_SCHEDULE_TEST_DB", "sqlite") == "sqlite",
-        reason="database vendor: SQLite is a file, it has no server connection to kill",
-    ),
-]
+pytestmark = server_databases_only("SQLite is a file, it has no server connection to kill")
 
 ROWS = 6000
 BATCH = 200

@@ -10,20 +10,20 @@ import os
 import random
 import time
 
-import pytest
 from django.db import connection
 
 from celery_schedule.models import ScheduledTask
 
-from .faultlib import delivery, make_due_rows, queue_ids, report, wait_until
+from .faultlib import (
+    delivery,
+    make_due_rows,
+    queue_ids,
+    report,
+    server_databases_only,
+    wait_until,
+)
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        os.environ.get("CELERY_SCHEDULE_TEST_DB", "sqlite") == "sqlite",
-        reason="database vendor: the kill -9 drain is specified for PostgreSQL and MariaDB",
-    ),
-]
+pytestmark = server_databases_only("the kill -9 drain is specified for PostgreSQL and MariaDB")
 
 ROWS = 20_000
 KILLS = 6
